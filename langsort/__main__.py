@@ -1,0 +1,3 @@
+from langsort.cli import app
+
+app()

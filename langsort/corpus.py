@@ -1,0 +1,63 @@
+"""Find every input file of a corpus, and its label when the tree is LABELLED.
+
+LABELLED/<language>/**/<file>: the first folder level is the label. Every file found gets
+a row downstream, audio or not (SPEC: files that are not audio are reported, never fatal),
+and folders that cannot be listed are reported the same way instead of stopping the walk.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class InputFile:
+    source: str  # what to open: an absolute local path
+    path: str  # POSIX path relative to the input root, as the manifests show it
+    label: str | None = None
+    error: str | None = None  # set when the walk itself could not reach the file
+
+
+class CorpusError(Exception):
+    """The input root itself is unusable (a user error, reported in one line)."""
+
+
+def display_path(path: str) -> str:
+    """A path that Parquet can store: undecodable bytes of a non-UTF-8 name are escaped."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def discover(root: str, labelled: bool = False) -> list[InputFile]:
+    """Every regular file under `root`, sorted by relative path; symlinked folders are not
+    followed (no loops), unreadable folders become error entries."""
+    if not os.path.exists(root):
+        raise CorpusError(f"input folder not found: {root}")
+    if not os.path.isdir(root):
+        raise CorpusError(f"input is not a folder: {root} (give the folder that holds the audio)")
+    root = os.path.abspath(root)
+    found: list[InputFile] = []
+
+    def unreadable(exc: OSError) -> None:
+        rel = os.path.relpath(exc.filename or root, root)
+        found.append(_entry(root, rel, labelled, error=f"cannot list folder: {exc.strerror or exc}"))
+
+    for folder, dirs, files in os.walk(root, onerror=unreadable):
+        dirs.sort()
+        for name in sorted(files):
+            full = os.path.join(folder, name)
+            error = None
+            if os.path.islink(full) and not os.path.exists(full):
+                error = "broken or looping symbolic link"
+            found.append(_entry(root, os.path.relpath(full, root), labelled, error=error))
+    return sorted(found, key=lambda f: f.path)
+
+
+def _entry(root: str, rel: str, labelled: bool, error: str | None = None) -> InputFile:
+    parts = rel.split(os.sep)
+    label = display_path(parts[0]) if labelled and len(parts) > 1 else None
+    return InputFile(source=os.path.join(root, rel), path=display_path("/".join(parts)), label=label, error=error)
+
+
+def labels_of(files: list[InputFile]) -> list[str]:
+    return sorted({f.label for f in files if f.label is not None})

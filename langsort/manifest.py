@@ -1,0 +1,140 @@
+"""The Parquet tables langsort writes: the only place their columns are named.
+
+Two families:
+- the *prepared* dataset (`langsort prepare`): `files.parquet` (one row per input file) and
+  `clips.parquet` (one row per clip, with its spectrogram grid), read by `train`;
+- the *label* manifests (`langsort label`, see SPEC.md): `files.parquet` and
+  `clips.parquet` with one `p_<label>` column per language, read by `sort` and `report`.
+
+Every write is atomic (temporary file, then rename), so a killed job never leaves a
+half-written table where a finished one is expected.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+STATUS_OK = "ok"
+STATUS_UNKNOWN = "unknown"
+STATUS_ERROR = "error"
+
+FILES_NAME = "files.parquet"
+CLIPS_NAME = "clips.parquet"
+
+PREPARED_FILES_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),  # POSIX path relative to the input root
+        ("label", pa.string()),  # first folder level of a LABELLED tree, else null
+        ("status", pa.string()),  # ok (gave clips) | unknown (no usable speech) | error
+        ("duration_s", pa.float64()),
+        ("n_clips", pa.int64()),
+        ("error", pa.string()),  # why, when status is not ok
+        ("sample_rate", pa.int64()),
+        ("channels", pa.int64()),
+    ]
+)
+
+PREPARED_CLIPS_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("label", pa.string()),
+        ("augment", pa.int32()),  # 0: the recording as is; k > 0: k-th perturbed copy
+        ("clip_index", pa.int64()),
+        ("start_s", pa.float64()),
+        ("end_s", pa.float64()),
+        ("grid", pa.binary()),  # uint8 [n_mels, frames], row-major (see features.clip_grid)
+    ]
+)
+
+
+def prob_column(label: str) -> str:
+    return f"p_{label}"
+
+
+def label_files_schema(labels: list[str]) -> pa.Schema:
+    """`MANIFESTS/files.parquet` as SPEC.md defines it."""
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("status", pa.string()),
+            ("language", pa.string()),
+            ("confidence", pa.float64()),
+            ("duration_s", pa.float64()),
+            ("n_clips", pa.int64()),
+            ("error", pa.string()),
+            *[(prob_column(label), pa.float64()) for label in labels],
+            ("model_sha256", pa.string()),
+        ]
+    )
+
+
+def label_clips_schema(labels: list[str]) -> pa.Schema:
+    """`MANIFESTS/clips.parquet` as SPEC.md defines it."""
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("clip_index", pa.int64()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("language", pa.string()),
+            ("confidence", pa.float64()),
+            *[(prob_column(label), pa.float64()) for label in labels],
+            ("model_sha256", pa.string()),
+        ]
+    )
+
+
+def table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Rows (dicts keyed by column name, missing keys null) as a table of `schema`."""
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def write_atomic(tbl: pa.Table, path: str) -> None:
+    """Write Parquet so that `path` is either the old file or the complete new one."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        pq.write_table(tbl, tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+class AtomicParquetWriter:
+    """Stream record batches into one Parquet file that appears only when complete."""
+
+    def __init__(self, path: str, schema: pa.Schema):
+        self.path = path
+        directory = os.path.dirname(os.path.abspath(path))
+        os.makedirs(directory, exist_ok=True)
+        self._tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+        self._writer = pq.ParquetWriter(self._tmp, schema)
+        self.rows = 0
+
+    def write(self, tbl: pa.Table) -> None:
+        if tbl.num_rows:
+            self._writer.write_table(tbl)
+            self.rows += tbl.num_rows
+
+    def commit(self) -> None:
+        self._writer.close()
+        os.replace(self._tmp, self.path)
+
+    def abort(self) -> None:
+        self._writer.close()
+        if os.path.exists(self._tmp):
+            os.remove(self._tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.commit() if exc_type is None else self.abort()

@@ -1,0 +1,23 @@
+"""One progress display for long stages (rich), silent when asked or when not a terminal."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterator
+
+
+@contextlib.contextmanager
+def progress_bar(title: str, total: float, unit: str = "", enabled: bool = True) -> Iterator[Callable[[float], None]]:
+    if not enabled:
+        yield lambda amount: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    columns = [
+        TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.completed:,.0f}/{task.total:,.0f} " + unit),
+        TimeElapsedColumn(), TimeRemainingColumn(),
+    ]
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task(title, total=max(total, 1e-9))
+        yield lambda amount: bar.advance(task, amount)

@@ -1,0 +1,50 @@
+"""Shared fixtures: one local Ray instance for the session and synthesized speech (espeak-ng),
+made on the fly so no audio is committed."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    import ray
+
+    from langsort.runtime import init_ray
+
+    init_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def speech_cache(tmp_path_factory):
+    """Speech samples at espeak's rate, spoken once per session: {(language, seed): samples}."""
+    from langsort import synth
+
+    cache = {}
+
+    def get(language: str, seconds: float, seed: int = 0) -> np.ndarray:
+        key = (language, seconds, seed)
+        if key not in cache:
+            rng = np.random.default_rng(seed)
+            cache[key] = synth.recording(language, seconds, rng)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory):
+    """LABELLED/<language>/... in wav, flac, mp3 and ogg at 8-48 kHz, mono and stereo."""
+    from langsort import synth
+
+    root = tmp_path_factory.mktemp("labelled")
+    synth.labelled_corpus(str(root), files_per_language=6, seconds=(12, 20), seed=7)
+    return root

@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+from langsort import audio, synth
+
+FORMATS = [("wav", 8000, 1), ("flac", 44100, 2), ("mp3", 22050, 2), ("ogg", 48000, 1), ("mp3", 16000, 1), ("ogg", 32000, 2)]
+
+
+@pytest.mark.parametrize("ext,rate,channels", FORMATS)
+def test_every_format_rate_and_channel_count_decodes_to_mono_at_the_analysis_rate(
+    tmp_path, speech_cache, ext, rate, channels
+):
+    speech = speech_cache("spanish", 6.0)
+    path = synth.write(str(tmp_path / f"x.{ext}"), speech, synth.ESPEAK_RATE, rate, channels)
+    info = audio.probe(path)
+    assert (info.sample_rate, info.channels) == (rate, channels)
+    decoded = audio.read(path, 16000)
+    assert decoded.ndim == 1 and decoded.dtype == np.float32
+    assert abs(len(decoded) / 16000 - 6.0) < 0.1  # mp3 adds a little padding
+    # same loudness envelope as the source: it is the same speech, not noise
+    src = audio.read(synth.write(str(tmp_path / "ref.wav"), speech), 16000)
+    n = min(len(src), len(decoded))
+    assert np.corrcoef(np.abs(src[:n:160]), np.abs(decoded[:n:160]))[0, 1] > 0.5 or ext == "mp3"
+
+
+def test_blocks_cover_the_span_exactly_and_match_one_read(tmp_path, speech_cache):
+    path = synth.write(str(tmp_path / "x.flac"), speech_cache("maya", 9.0), synth.ESPEAK_RATE, 44100, 2)
+    blocks = list(audio.read_blocks(path, 16000, start_s=2.0, end_s=8.0, block_s=0.7))
+    assert len(blocks) > 5
+    joined = np.concatenate(blocks)
+    assert abs(len(joined) - 6 * 16000) <= 2
+    whole = audio.read(path, 16000)
+    np.testing.assert_allclose(joined[4000:80000], whole[32000 + 4000 : 32000 + 80000], atol=2e-3)
+
+
+def test_nan_and_inf_samples_become_silence(tmp_path):
+    x = np.zeros(16000, np.float32)
+    x[100:200] = np.nan
+    x[300] = np.inf
+    import soundfile
+
+    soundfile.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    assert np.isfinite(audio.read(str(tmp_path / "nan.wav"), 16000)).all()
+
+
+@pytest.mark.parametrize(
+    "content,reason",
+    [(b"", "not readable"), (b"just some notes\n", "not readable"), (b"RIFF\x10\x00\x00\x00WAVEfmt ", "not readable")],
+)
+def test_unreadable_files_raise_a_one_line_audio_error(tmp_path, content, reason):
+    path = tmp_path / "bad.wav"
+    path.write_bytes(content)
+    with pytest.raises(audio.AudioError, match=reason) as info:
+        audio.probe(str(path))
+    assert "\n" not in str(info.value) and str(tmp_path) not in str(info.value)
+
+
+def test_long_recordings_are_cut_into_equal_spans():
+    assert audio.spans(100.0, 600.0) == [(0.0, 100.0)]
+    parts = audio.spans(3600.0, 600.0)
+    assert len(parts) == 6 and parts[-1][1] == 3600.0
