@@ -59,7 +59,7 @@ def read_blocks(
     sample_rate: int,
     start_s: Seconds = 0.0,
     end_s: Seconds | None = None,
-    block_s: Seconds = 30.0,
+    block_s: Seconds = 10.0,
     speed: float = 1.0,
 ) -> Iterator[np.ndarray]:
     """Yield mono float32 blocks at `sample_rate` covering [start_s, end_s) of the file.
@@ -88,7 +88,8 @@ def read_blocks(
             if len(data) == 0:
                 break
             remaining -= len(data)
-            mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+            channels = data.shape[1]
+            mono = data @ np.full(channels, 1.0 / channels, np.float32) if channels > 1 else data[:, 0]
             mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
             out = resampler.resample_chunk(np.ascontiguousarray(mono), last=remaining <= 0)
             if len(out):

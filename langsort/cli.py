@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from langsort.corpus import CorpusError
+from langsort.train.backbones import WeightsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find out which language is spoken in every recording of an audio archive.")
@@ -23,7 +24,7 @@ class UserError(Exception):
     """Wrong input from the user: reported as one line, exit status 2."""
 
 
-USER_ERRORS = (UserError, CorpusError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+USER_ERRORS = (UserError, CorpusError, WeightsError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
 def user_errors(command):
@@ -97,3 +98,42 @@ def _check_out_not_inside(input: Path, out: Path) -> None:
         raise UserError(f"output folder {out} is inside the input folder {input}: choose one outside it")
 
 
+
+
+@app.command()
+@user_errors
+def train(
+    prepared: Path = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree."),
+    out: Path = typer.Option(..., "--out", help="MODEL_DIR for weights, metrics.json, plots."),
+    backbone: str = typer.Option("mobilenet_v2", help="mobilenet_v2, resnet50 or resnet152."),
+    weights: str = typer.Option("imagenet", help="imagenet (downloads), none (from scratch) or a local weights file."),
+    epochs: int = typer.Option(12, min=1),
+    batch_size: int = typer.Option(32, min=1),
+    image_size: Optional[int] = typer.Option(None, help="CNN input side; default: the prepared grid width."),
+    workers: Optional[int] = typer.Option(None, min=1, help="Ray Train workers; default one per two CPUs."),
+    learning_rate: float = typer.Option(1e-3),
+    seed: int = typer.Option(0),
+    address: Optional[str] = ADDRESS,
+    quiet: bool = QUIET,
+):
+    """Fit the backbone on the prepared spectrograms with Ray Train (split by recording)."""
+    from langsort.runtime import init_ray
+    from langsort.train.loop import TrainOptions, fit
+
+    options = TrainOptions(backbone=backbone, weights=weights, epochs=epochs, batch_size=batch_size,
+                           image_size=image_size, workers=workers, learning_rate=learning_rate, seed=seed)
+    _check_prepared(prepared)
+    init_ray(address)
+    result = fit(str(prepared), str(out), options, progress=not quiet)
+    test = result.metrics["test"]
+    typer.echo(
+        f"trained {backbone} in {result.seconds / 60:.1f} min: test clip accuracy {test['clip']['accuracy']:.3f}, "
+        f"file accuracy {test['file']['accuracy']:.3f}, macro-F1 {test['clip']['macro_f1']:.3f} -> {out}"
+    )
+
+
+def _check_prepared(prepared: Path) -> None:
+    from langsort.prepare import PREPARED_META
+
+    if not (prepared / PREPARED_META).is_file():
+        raise UserError(f"{prepared} is not a prepared dataset (no {PREPARED_META}): run langsort prepare first")

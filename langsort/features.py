@@ -88,6 +88,8 @@ class LogMelStream:
         self._window = _window(params)
         self._basis = _mel_basis(params)
         self._window_power = float(np.mean(self._window**2))
+        self._parseval = np.full(params.n_fft // 2 + 1, 2.0, np.float32)
+        self._parseval[[0, -1]] = 1.0
 
     def push(self, samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Returns (mel_db [frames, n_mels] float32, energy_db [frames] float32)."""
@@ -99,10 +101,12 @@ class LogMelStream:
             return np.zeros((0, p.n_mels), np.float32), np.zeros(0, np.float32)
         frames = np.lib.stride_tricks.sliding_window_view(buf, p.n_fft)[:: p.hop_length][:n] * self._window
         spectrum = scipy.fft.rfft(frames, axis=1)
-        power = spectrum.real**2 + spectrum.imag**2
+        power = np.square(spectrum.real) + np.square(spectrum.imag)
         mel_db = 10.0 * np.log10(np.maximum(power @ self._basis, 1e-10))
-        energy_db = 10.0 * np.log10(np.maximum(np.mean(frames**2, axis=1) / self._window_power, 1e-10))
-        return mel_db.astype(np.float32), energy_db.astype(np.float32)
+        # frame energy by Parseval (the rfft holds the inner bins once, the full FFT twice)
+        full_sum = power @ self._parseval
+        energy_db = 10.0 * np.log10(np.maximum(full_sum / (p.n_fft**2 * self._window_power), 1e-10))
+        return mel_db.astype(np.float32, copy=False), energy_db.astype(np.float32, copy=False)
 
 
 def log_mel(samples: np.ndarray, params: SpectrogramParams) -> np.ndarray:

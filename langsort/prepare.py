@@ -31,7 +31,7 @@ class PrepareConfig:
     spectrogram: SpectrogramParams = SpectrogramParams()
     segment: SegmentParams = SegmentParams()
     span_seconds: float = 600.0  # longest piece of one recording handled by one task
-    block_seconds: float = 30.0  # audio decoded at a time; also the noise-floor window
+    block_seconds: float = 10.0  # audio decoded at a time (small blocks reuse memory); noise-floor window
     augment: int = 0  # perturbed copies per labelled recording (training data)
     seed: int = 0
 

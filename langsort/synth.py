@@ -137,7 +137,10 @@ def write(path: str, samples: np.ndarray, sample_rate: int = ESPEAK_RATE, target
     peak = float(np.max(np.abs(samples))) if samples.size else 0.0
     if peak > 0.99:
         samples = samples * (0.99 / peak)
-    soundfile.write(path, samples, sample_rate)
+    # libsndfile's Vorbis encoder crashes on very large single writes: write in blocks
+    with soundfile.SoundFile(path, "w", sample_rate, channels) as f:
+        for start in range(0, len(samples), 16384):
+            f.write(samples[start : start + 16384])
     return path
 
 

@@ -1,0 +1,49 @@
+"""Helpers shared by the benchmarks: corpora spoken from ../shared/corpus-text, timing,
+peak memory, and one-line results."""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+SHARED_TEXT = os.path.join(HERE, "..", "..", "shared", "corpus-text")
+TEXT_FILES = {"spanish": "es.txt", "maya": "quc.txt"}
+# espeak-ng reads some word-initial ejective clusters as English letter names (SOURCE.md)
+_MISREAD = re.compile(r"(^|\s)(ch'|tz')", re.IGNORECASE)
+
+
+def shared_texts() -> dict[str, list[str]] | None:
+    """Sentences per language, or None when ../shared/corpus-text is not beside the repo."""
+    if not os.path.isdir(SHARED_TEXT):
+        return None
+    texts = {}
+    for language, name in TEXT_FILES.items():
+        with open(os.path.join(SHARED_TEXT, name), encoding="utf-8") as f:
+            lines = [line.strip() for line in f if line.strip()]
+        texts[language] = [line for line in lines if not _MISREAD.search(line)]
+    return texts
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Stopwatch:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+
+
+def out_dir(name: str) -> str:
+    path = os.path.join(HERE, "out", name)
+    os.makedirs(path, exist_ok=True)
+    return path

@@ -1,0 +1,113 @@
+"""The three backbones of the method and the model around them.
+
+The model takes the stored uint8 grid (mel bands x time columns) as float32 and makes the
+image itself: resize to image_size x image_size, three identical channels, then the
+backbone's own `preprocess_input`. Building the image inside the model means the exported
+ONNX file needs nothing but grids, and training and labelling cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import langsort.train  # noqa: F401  (selects tf-keras before TensorFlow loads)
+
+
+@dataclass(frozen=True)
+class Backbone:
+    name: str
+    module: str  # tf_keras.applications submodule
+    constructor: str
+
+
+BACKBONES = {
+    "mobilenet_v2": Backbone("mobilenet_v2", "mobilenet_v2", "MobileNetV2"),
+    "resnet50": Backbone("resnet50", "resnet", "ResNet50"),
+    "resnet152": Backbone("resnet152", "resnet", "ResNet152"),
+}
+
+
+class WeightsError(Exception):
+    """Initial weights that cannot be had; the message says what to do instead."""
+
+
+def check_backbone(name: str) -> Backbone:
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def check_weights(weights: str) -> str:
+    """'imagenet', 'none' or an existing file path (validated before any worker starts)."""
+    if weights in ("imagenet", "none"):
+        return weights
+    if not os.path.isfile(weights):
+        raise WeightsError(f"weights file not found: {weights} (use --weights imagenet, none, or a local .h5 file)")
+    return os.path.abspath(weights)
+
+
+def _application(backbone: Backbone):
+    import tf_keras
+
+    module = getattr(tf_keras.applications, backbone.module)
+    return module, getattr(module, backbone.constructor)
+
+
+def make_backbone(name: str, image_size: int, weights: str):
+    """The headless backbone; 'imagenet' downloads through Keras and fails clearly offline."""
+    backbone = check_backbone(name)
+    _, constructor = _application(backbone)
+    keras_weights = None if weights == "none" else weights
+    try:
+        return constructor(include_top=False, weights=keras_weights, input_shape=(image_size, image_size, 3))
+    except Exception as exc:  # Keras raises bare Exceptions for failed downloads
+        if weights != "imagenet":
+            raise WeightsError(f"cannot load weights from {weights}: {' '.join(str(exc).split())[:200]}") from None
+        raise WeightsError(
+            "ImageNet weights could not be downloaded (no internet?): train from scratch with "
+            "--weights none, or give a local weights file with --weights PATH"
+        ) from None
+
+
+def preprocess_layer(name: str):
+    """The backbone's own preprocess_input as a layer (mobilenet: [-1, 1]; resnet: caffe)."""
+    import tf_keras
+
+    module, _ = _application(check_backbone(name))
+    return tf_keras.layers.Lambda(module.preprocess_input, name="preprocess_input")
+
+
+def build_model(
+    name: str, n_labels: int, grid_shape: tuple[int, int], image_size: int = 224, weights: str = "none",
+    dropout: float = 0.2, bn_momentum: float = 0.9,
+):
+    """grid [batch, n_mels, frames] float32 in 0..255 -> class probabilities [batch, n_labels].
+
+    From scratch, BatchNormalization momentum drops from Keras' 0.999 to `bn_momentum`: with
+    a few hundred steps the 0.999 moving averages barely move and inference-mode
+    predictions collapse to one class. With pretrained weights the backbone runs in
+    inference mode (its ImageNet statistics are kept), as Keras' transfer-learning guide does.
+    """
+    import tf_keras
+    from tf_keras import layers
+
+    base = make_backbone(name, image_size, weights)
+    pretrained = weights != "none"
+    if not pretrained:
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = bn_momentum
+
+    grid = layers.Input(shape=grid_shape, dtype="float32", name="grid")
+    x = layers.Reshape((*grid_shape, 1))(grid)
+    x = layers.Resizing(image_size, image_size, interpolation="bilinear", name="to_image")(x)
+    x = layers.Concatenate(name="rgb")([x, x, x])
+    x = preprocess_layer(name)(x)
+    x = base(x, training=False) if pretrained else base(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(dropout)(x)
+    probabilities = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+    model = tf_keras.Model(grid, probabilities, name=f"langsort_{name}")
+    model.backbone = base
+    return model

@@ -1,0 +1,102 @@
+"""Training data: the split by recording, the clip streams and on-the-fly SpecAugment.
+
+The split is the line between an honest accuracy figure and a flattering one: clips of one
+recording are near-copies of each other, so they must all sit on one side. Recordings are
+split per label (stratified), seeded, and perturbed copies (augment > 0) are used only for
+recordings on the training side.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+
+TRAIN, VALIDATION, TEST = "train", "validation", "test"
+
+
+def split_recordings(
+    files: pd.DataFrame, seed: int = 0, validation: float = 0.15, test: float = 0.15
+) -> dict[str, str]:
+    """path -> train | validation | test for every recording that gave clips (status ok),
+    stratified by label, at least one recording of each label on each side."""
+    usable = files[files.status == "ok"]
+    rng = np.random.default_rng(seed)
+    split: dict[str, str] = {}
+    for label, group in sorted(usable.groupby("label"), key=lambda kv: kv[0]):
+        paths = sorted(group.path)
+        if len(paths) < 3:
+            raise ValueError(
+                f"language {label!r} has {len(paths)} usable recording(s); the split by recording needs "
+                "at least 3 per language (one each for training, validation and test)"
+            )
+        paths = [paths[i] for i in rng.permutation(len(paths))]
+        n_test = max(1, round(len(paths) * test))
+        n_val = max(1, round(len(paths) * validation))
+        for i, path in enumerate(paths):
+            split[path] = TEST if i < n_test else VALIDATION if i < n_test + n_val else TRAIN
+    if len({files.loc[files.path == p, "label"].iloc[0] for p in split}) < 2:
+        raise ValueError("training needs at least two languages (LABELLED/<language>/... folders)")
+    return split
+
+
+def read_clips(clips_path: str, split_of: dict[str, str], side: str, labels: list[str],
+               grid_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    """All clips of one side as (grids uint8 [n, *grid_shape], label indices, clip table),
+    for evaluation in one process; training streams through Ray Data instead."""
+    table = pq.read_table(clips_path).to_pandas()
+    keep = table.path.map(split_of).eq(side) & (table.augment == 0 if side != TRAIN else True)
+    rows = table[keep].sort_values(["path", "augment", "clip_index"]).reset_index(drop=True)
+    grids = decode_grids(rows.grid, grid_shape)
+    label_index = {label: i for i, label in enumerate(labels)}
+    return grids, rows.label.map(label_index).to_numpy(np.int64), rows.drop(columns="grid")
+
+
+def decode_grids(blobs, grid_shape: tuple[int, int]) -> np.ndarray:
+    if len(blobs) == 0:
+        return np.zeros((0, *grid_shape), np.uint8)
+    return np.stack([np.frombuffer(b, np.uint8).reshape(grid_shape) for b in blobs])
+
+
+class SideFilter:
+    """Ray Data batch function: keep one side's clips and decode their grids."""
+
+    def __init__(self, split_of: dict[str, str], side: str, labels: list[str], grid_shape: tuple[int, int]):
+        self.split_of, self.side, self.grid_shape = split_of, side, tuple(grid_shape)
+        self.label_index = {label: i for i, label in enumerate(labels)}
+
+    def __call__(self, batch: pd.DataFrame) -> dict[str, np.ndarray]:
+        keep = batch.path.map(self.split_of).eq(self.side)
+        if self.side != TRAIN:
+            keep &= batch.augment == 0
+        rows = batch[keep]
+        return {
+            "grid": decode_grids(rows.grid.tolist(), self.grid_shape),
+            "label": rows.label.map(self.label_index).to_numpy(np.int64),
+        }
+
+
+def class_weights(label_indices: np.ndarray, n_labels: int) -> dict[int, float]:
+    """Inverse-frequency weights, so a language with fewer clips counts as much."""
+    counts = np.bincount(label_indices, minlength=n_labels).astype(float)
+    total = counts.sum()
+    return {i: float(total / (n_labels * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def spec_augment(grids, max_time: int = 24, max_freq: int = 16, masks: int = 2, seed=None):
+    """SpecAugment on a batch of grids [batch, mels, frames] (TensorFlow ops, training only):
+    `masks` random time stripes and frequency bands set to the floor (0)."""
+    import tensorflow as tf
+
+    shape = tf.shape(grids)
+    batch, mels, frames = shape[0], shape[1], shape[2]
+    keep = tf.ones_like(grids)
+    for _ in range(masks):
+        for axis_len, width_max, expand in ((frames, max_time, 1), (mels, max_freq, 2)):
+            width = tf.random.uniform([batch, 1], 0, width_max + 1, dtype=tf.int32)
+            room = tf.cast(axis_len - width + 1, tf.float32)
+            start = tf.cast(tf.random.uniform([batch, 1]) * room, tf.int32)
+            pos = tf.range(axis_len)[tf.newaxis, :]
+            stripe = tf.cast((pos >= start) & (pos < start + width), grids.dtype)
+            keep *= 1.0 - tf.expand_dims(stripe, expand)
+    return grids * keep

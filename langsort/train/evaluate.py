@@ -1,0 +1,87 @@
+"""Accuracy figures and the plots a person looks at; pure numpy and matplotlib."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from langsort.aggregate import group_files
+
+
+def confusion(truth: np.ndarray, predicted: np.ndarray, n_labels: int) -> np.ndarray:
+    matrix = np.zeros((n_labels, n_labels), np.int64)
+    np.add.at(matrix, (truth, predicted), 1)
+    return matrix
+
+
+def summarize(truth: np.ndarray, predicted: np.ndarray, labels: list[str]) -> dict:
+    """accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix
+    (rows: truth, columns: prediction)."""
+    matrix = confusion(truth, predicted, len(labels))
+    per_class = {}
+    for i, label in enumerate(labels):
+        tp = matrix[i, i]
+        precision = tp / matrix[:, i].sum() if matrix[:, i].sum() else 0.0
+        recall = tp / matrix[i].sum() if matrix[i].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[label] = dict(precision=float(precision), recall=float(recall), f1=float(f1), support=int(matrix[i].sum()))
+    return dict(
+        n=int(len(truth)),
+        accuracy=float(np.mean(truth == predicted)) if len(truth) else 0.0,
+        macro_f1=float(np.mean([c["f1"] for c in per_class.values()])),
+        per_class=per_class,
+        confusion=matrix.tolist(),
+    )
+
+
+def clip_and_file_metrics(probs: np.ndarray, truth: np.ndarray, paths: np.ndarray, durations: np.ndarray,
+                          labels: list[str]) -> dict:
+    """Clip-level figures, and file-level ones after the same aggregation `label` uses."""
+    clip = summarize(truth, probs.argmax(axis=1), labels)
+    per_file = group_files(paths, probs, durations)
+    file_truth = {str(p): t for p, t in zip(paths, truth)}
+    names = sorted(per_file)
+    file = summarize(np.array([file_truth[n] for n in names], np.int64),
+                     np.array([per_file[n].argmax() for n in names], np.int64), labels)
+    return dict(clip=clip, file=file)
+
+
+def plot_history(history: list[dict], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] + 1 for h in history]
+    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, style in (("loss", "-"), ("val_loss", "--")):
+        loss_ax.plot(epochs, [h[key] for h in history], style, label=key)
+    for key, style in (("accuracy", "-"), ("val_accuracy", "--")):
+        acc_ax.plot(epochs, [h[key] for h in history], style, label=key)
+    loss_ax.set(xlabel="epoch", title="loss")
+    acc_ax.set(xlabel="epoch", title="accuracy", ylim=(0, 1.02))
+    for ax in (loss_ax, acc_ax):
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_confusion(matrix: list[list[int]], labels: list[str], path: str, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 2.5, 1.2 * len(labels) + 2))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center",
+                color="white" if value > matrix.max() / 2 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)

@@ -1,0 +1,273 @@
+"""The Ray Train layer: TensorflowTrainer workers fit the model on the grouped split, the
+driver keeps the best epoch (early stopping on validation loss) and evaluates it.
+
+MODEL_DIR receives:
+  model.weights.h5       the best epoch's weights (the architecture is rebuilt from model.json)
+  model.json             backbone, labels, image size, spectrogram and segment parameters
+  metrics.json           clip/file accuracy, per-class P/R/F1, confusion on the test split, history
+  history.png, confusion.png
+  validation_sample.npz  real validation grids, for export's parity check
+  split.json             which recording sat on which side
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+
+from langsort import __version__, manifest
+from langsort.features import SpectrogramParams
+from langsort.prepare import read_meta
+from langsort.train import data as train_data
+
+MODEL_JSON = "model.json"
+WEIGHTS = "model.weights.h5"
+METRICS = "metrics.json"
+SAMPLE = "validation_sample.npz"
+SPLIT = "split.json"
+HISTORY = "history.json"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    backbone: str = "mobilenet_v2"
+    weights: str = "none"  # imagenet | none | PATH
+    epochs: int = 12
+    batch_size: int = 32
+    image_size: int | None = None  # default: the prepared grid's time columns
+    workers: int | None = None  # default: one per two CPUs of the cluster
+    learning_rate: float = 1e-3
+    patience: int = 4  # epochs without validation improvement before stopping
+    seed: int = 0
+
+
+@dataclass
+class TrainResult:
+    model_dir: str
+    metrics: dict
+    seconds: float
+
+
+def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(), progress: bool = True) -> TrainResult:
+    """Train on a prepared dataset (local Ray or a cluster) and fill MODEL_DIR."""
+    import ray
+    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.train.tensorflow import TensorflowTrainer
+
+    from langsort.runtime import cluster_cpus
+    from langsort.train.backbones import check_backbone, check_weights, make_backbone
+
+    started = time.perf_counter()
+    check_backbone(options.backbone)
+    weights = check_weights(options.weights)
+    meta = read_meta(prepared_dir)
+    spec = SpectrogramParams.from_dict(meta["spectrogram"])
+    image_size = options.image_size or spec.frames
+    if weights == "imagenet":
+        make_backbone(options.backbone, image_size, weights)  # download now, or fail before any worker starts
+
+    files = pd.read_parquet(os.path.join(prepared_dir, manifest.FILES_NAME))
+    split = train_data.split_recordings(files, seed=options.seed)
+    labels = sorted({files.set_index("path").label[p] for p in split})
+    clips_path = os.path.join(prepared_dir, manifest.CLIPS_NAME)
+    clip_index = pd.read_parquet(clips_path, columns=["path", "label", "augment"])
+    train_labels = clip_index[clip_index.path.map(split).eq(train_data.TRAIN)].label.map(labels.index)
+    class_weight = train_data.class_weights(train_labels.to_numpy(np.int64), len(labels))
+
+    cpus = cluster_cpus()
+    workers = options.workers or max(1, cpus // 2)
+    source = ray.data.read_parquet(clips_path, columns=["path", "label", "augment", "grid"])
+    datasets = {
+        side: source.map_batches(train_data.SideFilter(split, side, labels, spec.grid_shape), batch_format="pandas").materialize()
+        for side in (train_data.TRAIN, train_data.VALIDATION)
+    }
+    config = dict(
+        backbone=options.backbone, weights=weights, labels=labels, grid_shape=list(spec.grid_shape),
+        image_size=image_size, epochs=options.epochs, batch_size=options.batch_size,
+        learning_rate=options.learning_rate, patience=options.patience, seed=options.seed,
+        class_weight=class_weight, threads=max(1, cpus // workers), progress=progress,
+    )
+    os.makedirs(model_dir, exist_ok=True)
+    storage = tempfile.mkdtemp(prefix="ray-train-", dir=os.path.abspath(model_dir))
+    trainer = TensorflowTrainer(
+        _worker_loop,
+        train_loop_config=config,
+        scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": 1}),
+        run_config=RunConfig(name="langsort-train", storage_path=storage,
+                             checkpoint_config=CheckpointConfig(num_to_keep=1)),
+        datasets=datasets,
+    )
+    result = trainer.fit()
+    with result.checkpoint.as_directory() as checkpoint:
+        shutil.copy(os.path.join(checkpoint, WEIGHTS), os.path.join(model_dir, WEIGHTS))
+        with open(os.path.join(checkpoint, HISTORY)) as f:
+            history = json.load(f)
+    shutil.rmtree(storage, ignore_errors=True)
+
+    seconds = time.perf_counter() - started
+    model_meta = dict(
+        langsort_version=__version__, backbone=options.backbone, labels=labels, image_size=image_size,
+        grid_shape=list(spec.grid_shape), spectrogram=spec.to_dict(), segment=meta["segment"],
+        initial_weights=options.weights, options=asdict(options), workers=workers,
+        trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), training_seconds=round(seconds, 1),
+        prepared=os.path.abspath(prepared_dir),
+    )
+    metrics = finish_model_dir(model_dir, model_meta, split, clips_path, history)
+    return TrainResult(model_dir=model_dir, metrics=metrics, seconds=seconds)
+
+
+def _worker_loop(config: dict) -> None:
+    """One Ray Train worker: MultiWorkerMirroredStrategy over the workers, one Keras `fit`
+    per epoch over this worker's shard, evaluation on the whole validation side."""
+    import ray.train
+    import tensorflow as tf
+    import tf_keras
+    from ray.train import Checkpoint
+    from ray.train.tensorflow import prepare_dataset_shard
+
+    from langsort.train.backbones import build_model
+
+    tf.get_logger().setLevel(logging.ERROR)  # one line per collective op otherwise
+    tf.config.threading.set_intra_op_parallelism_threads(config["threads"])
+    tf.config.threading.set_inter_op_parallelism_threads(2)
+    tf_keras.utils.set_random_seed(config["seed"])
+    context = ray.train.get_context()
+    rank = context.get_world_rank()
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    pretrained = config["weights"] != "none"
+    with strategy.scope():
+        model = build_model(config["backbone"], len(config["labels"]), tuple(config["grid_shape"]),
+                            config["image_size"], config["weights"])
+
+    def compile_for(learning_rate: float, backbone_trainable: bool) -> None:
+        model.backbone.trainable = backbone_trainable
+        with strategy.scope():
+            model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
+                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+
+    # pretrained: the head learns on a frozen backbone first, then everything fine-tunes slowly
+    frozen_epochs = max(1, config["epochs"] // 3) if pretrained else 0
+    compile_for(config["learning_rate"], backbone_trainable=not pretrained)
+    train_shard = ray.train.get_dataset_shard("train")
+    validation = ray.train.get_dataset_shard("validation")
+    class_weight = {int(k): v for k, v in config["class_weight"].items()}
+
+    def as_float(grid, label):
+        return tf.cast(grid, tf.float32), label
+
+    def augmented(grid, label):
+        return train_data.spec_augment(tf.cast(grid, tf.float32)), label
+
+    history, best_loss, best_weights, stale = [], math.inf, None, 0
+    for epoch in range(config["epochs"]):
+        if pretrained and epoch == frozen_epochs:
+            compile_for(config["learning_rate"] / 10, backbone_trainable=True)
+        train_tf = train_shard.to_tf("grid", "label", batch_size=config["batch_size"],
+                                     local_shuffle_buffer_size=512, local_shuffle_seed=config["seed"] + epoch)
+        val_tf = validation.to_tf("grid", "label", batch_size=config["batch_size"])
+        fitted = model.fit(prepare_dataset_shard(train_tf.map(augmented)), epochs=1, verbose=0,
+                           class_weight=class_weight)
+        evaluated = model.evaluate(prepare_dataset_shard(val_tf.map(as_float)), verbose=0, return_dict=True)
+        row = dict(epoch=epoch, loss=float(fitted.history["loss"][-1]),
+                   accuracy=float(fitted.history["accuracy"][-1]),
+                   val_loss=float(evaluated["loss"]), val_accuracy=float(evaluated["accuracy"]))
+        history.append(row)
+        improved = row["val_loss"] < best_loss - 1e-4
+        if improved:
+            best_loss, best_weights, stale = row["val_loss"], model.get_weights(), 0
+        else:
+            stale += 1
+        last = epoch == config["epochs"] - 1 or stale >= config["patience"]
+        if rank == 0 and config["progress"]:
+            print(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.3f} acc {row['accuracy']:.3f} | "
+                  f"val_loss {row['val_loss']:.3f} val_acc {row['val_accuracy']:.3f}{' *' if improved else ''}",
+                  flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            checkpoint = None
+            if improved or last:  # every worker saves (reading mirrored variables is collective)
+                current = model.get_weights()
+                model.set_weights(best_weights)
+                model.save_weights(os.path.join(tmp, WEIGHTS))
+                model.set_weights(current)
+                with open(os.path.join(tmp, HISTORY), "w") as f:
+                    json.dump(history, f)
+                checkpoint = Checkpoint.from_directory(tmp) if rank == 0 else None
+            ray.train.report(row, checkpoint=checkpoint)
+        if last:
+            break
+
+
+def finish_model_dir(model_dir: str, model_meta: dict, split: dict[str, str], clips_path: str,
+                     history: list[dict]) -> dict:
+    """Evaluate the best weights on the test side and write metrics, plots and samples."""
+    from langsort.train.evaluate import clip_and_file_metrics, plot_confusion, plot_history
+
+    model = load_model(model_dir, model_meta)
+    labels, grid_shape = model_meta["labels"], tuple(model_meta["grid_shape"])
+    evaluation = {}
+    for side in (train_data.VALIDATION, train_data.TEST):
+        grids, truth, rows = train_data.read_clips(clips_path, split, side, labels, grid_shape)
+        probs = model.predict(grids.astype(np.float32), batch_size=64, verbose=0)
+        evaluation[side] = clip_and_file_metrics(probs, truth, rows.path.to_numpy(),
+                                                 (rows.end_s - rows.start_s).to_numpy(), labels)
+        if side == train_data.VALIDATION:
+            pick = np.random.default_rng(0).permutation(len(grids))[:32]
+            np.savez_compressed(os.path.join(model_dir, SAMPLE), grids=grids[pick], probabilities=probs[pick])
+    metrics = dict(test=evaluation[train_data.TEST], validation=evaluation[train_data.VALIDATION],
+                   history=history, recordings={s: sum(v == s for v in split.values())
+                                                for s in (train_data.TRAIN, train_data.VALIDATION, train_data.TEST)})
+    model_meta = {**model_meta, "metrics": summary_line(metrics)}
+    for name, content in ((MODEL_JSON, model_meta), (METRICS, metrics), (SPLIT, split)):
+        with open(os.path.join(model_dir, name), "w") as f:
+            json.dump(content, f, indent=2)
+    plot_history(history, os.path.join(model_dir, "history.png"))
+    plot_confusion(metrics["test"]["clip"]["confusion"], labels, os.path.join(model_dir, "confusion.png"),
+                   "test clips (grouped by recording)")
+    return metrics
+
+
+def summary_line(metrics: dict) -> dict:
+    test = metrics["test"]
+    return dict(clip_accuracy=test["clip"]["accuracy"], file_accuracy=test["file"]["accuracy"],
+                macro_f1=test["clip"]["macro_f1"], test_clips=test["clip"]["n"], test_files=test["file"]["n"])
+
+
+def read_model_meta(model_dir: str) -> dict:
+    path = os.path.join(model_dir, MODEL_JSON)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{model_dir} is not a trained model folder (no {MODEL_JSON}): run langsort train first")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_model(model_dir: str, model_meta: dict | None = None):
+    """The trained tf-keras model, rebuilt from model.json and the saved weights."""
+    from langsort.train.backbones import build_model
+
+    meta = model_meta or read_model_meta(model_dir)
+    model = build_model(meta["backbone"], len(meta["labels"]), tuple(meta["grid_shape"]), meta["image_size"], "none")
+    model.load_weights(os.path.join(model_dir, WEIGHTS))
+    return model
+
+
+def evaluate_prepared(model_dir: str, prepared_dir: str) -> dict:
+    """Clip and file figures of a trained model on every clip of another prepared corpus
+    (for example recordings in voices never seen in training)."""
+    from langsort.train.evaluate import clip_and_file_metrics
+
+    meta = read_model_meta(model_dir)
+    labels = meta["labels"]
+    clips_path = os.path.join(prepared_dir, manifest.CLIPS_NAME)
+    everything = {p: train_data.TEST for p in pd.read_parquet(clips_path, columns=["path"]).path.unique()}
+    grids, truth, rows = train_data.read_clips(clips_path, everything, train_data.TEST, labels, tuple(meta["grid_shape"]))
+    probs = load_model(model_dir, meta).predict(grids.astype(np.float32), batch_size=64, verbose=0)
+    return clip_and_file_metrics(probs, truth, rows.path.to_numpy(), (rows.end_s - rows.start_s).to_numpy(), labels)
