@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from langsort.corpus import CorpusError
+from langsort.export import ExportError, ModelFileError
 from langsort.train.backbones import WeightsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -24,7 +25,7 @@ class UserError(Exception):
     """Wrong input from the user: reported as one line, exit status 2."""
 
 
-USER_ERRORS = (UserError, CorpusError, WeightsError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+USER_ERRORS = (UserError, CorpusError, WeightsError, ModelFileError, ExportError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
 def user_errors(command):
@@ -107,7 +108,7 @@ def train(
     out: Path = typer.Option(..., "--out", help="MODEL_DIR for weights, metrics.json, plots."),
     backbone: str = typer.Option("mobilenet_v2", help="mobilenet_v2, resnet50 or resnet152."),
     weights: str = typer.Option("imagenet", help="imagenet (downloads), none (from scratch) or a local weights file."),
-    epochs: int = typer.Option(12, min=1),
+    epochs: int = typer.Option(8, min=1),
     batch_size: int = typer.Option(32, min=1),
     image_size: Optional[int] = typer.Option(None, help="CNN input side; default: the prepared grid width."),
     workers: Optional[int] = typer.Option(None, min=1, help="Ray Train workers; default one per two CPUs."),
@@ -137,3 +138,85 @@ def _check_prepared(prepared: Path) -> None:
 
     if not (prepared / PREPARED_META).is_file():
         raise UserError(f"{prepared} is not a prepared dataset (no {PREPARED_META}): run langsort prepare first")
+
+
+@app.command()
+@user_errors
+def export(
+    model_dir: Path = typer.Argument(..., help="MODEL_DIR written by `langsort train`."),
+    out: Optional[Path] = typer.Option(None, "--out", help="ONNX file to write; default MODEL_DIR/model.onnx."),
+    quantize: Optional[str] = typer.Option(None, help="int8: also write a static-QDQ int8 copy (FILE.int8.onnx)."),
+):
+    """Export to ONNX with labels and spectrogram parameters inside, checked against the trained model."""
+    from langsort import export as stage
+
+    if quantize not in (None, "int8"):
+        raise UserError(f"unknown --quantize {quantize!r}: the only choice is int8")
+    result = stage.export(str(model_dir), str(out) if out else None, quantize)
+    typer.echo(f"exported {result.path} (sha256 {result.sha256[:12]}), max difference to the trained model "
+               f"{result.max_difference:.1e} on validation spectrograms")
+    if result.quantized_path:
+        typer.echo(f"int8: {result.quantized_path}, agrees with float32 on {result.quantized_agreement:.1%} of "
+                   f"validation clips (max probability difference {result.quantized_max_difference:.3f})")
+
+
+@app.command()
+@user_errors
+def label(
+    input: Path = typer.Argument(..., help="Folder of audio to label (any tree)."),
+    model: str = typer.Option(..., "--model", help="An .onnx file from `langsort export`."),
+    out: Path = typer.Option(..., "--out", help="MANIFESTS folder for files.parquet and clips.parquet."),
+    threshold: float = typer.Option(0.6, min=0.0, max=1.0, help="Below this confidence a file is unknown."),
+    batch_size: int = typer.Option(32, min=1, help="Clips per ONNX Runtime call."),
+    address: Optional[str] = ADDRESS,
+    quiet: bool = QUIET,
+):
+    """Label every file and clip with ONNX Runtime on Ray Data; resumable, idempotent."""
+    from langsort import label as stage
+    from langsort.runtime import init_ray
+
+    _check_out_not_inside(input, out)
+    stage.read_model_info(model)  # a bad --model is a one-line error before Ray starts
+    init_ray(address)
+    summary = stage.label(str(input), model, str(out), threshold=threshold, batch_size=batch_size,
+                          progress=not quiet)
+    counts = ", ".join(f"{v} {k.removeprefix('language:')}" for k, v in sorted(summary.counts.items()))
+    typer.echo(f"labelled {summary.files} files ({summary.labelled_now} now, {summary.reused} already done) in "
+               f"{summary.seconds:.0f} s: {counts} -> {out}")
+
+
+@app.command("sort")
+@user_errors
+def sort_command(
+    manifests: Path = typer.Argument(..., help="MANIFESTS folder written by `langsort label`."),
+    dest: Path = typer.Option(..., "--dest", help="Destination: DEST/<language>/<relative path>."),
+    mode: str = typer.Option("copy", help="copy, link or move."),
+    input: Optional[Path] = typer.Option(None, "--input", help="The labelled folder, if it moved since labelling."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, touch nothing."),
+):
+    """Sort the archive into one folder per language (never overwrites, never loses a file)."""
+    from langsort.sort import sort_archive
+
+    report = sort_archive(str(manifests), str(dest), mode, str(input) if input else None, dry_run, typer.echo)
+    folders = ", ".join(f"{n} {f}" for f, n in sorted(report.by_folder.items()))
+    verb = "would sort" if dry_run else f"sorted ({mode})"
+    typer.echo(f"{verb}: {folders}; {report.done} done, {report.already} already in place, "
+               f"{len(report.refused)} refused -> {dest}")
+    for path, why in report.refused[:20]:
+        typer.echo(f"  refused {path}: {why}")
+    if report.refused:
+        raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def report(
+    manifests: Path = typer.Argument(..., help="MANIFESTS folder written by `langsort label`."),
+    truth: Optional[Path] = typer.Option(None, "--truth", help="CSV with columns file,language for accuracy."),
+):
+    """Summary a person reads: counts, hours per language, confidence, confusion with --truth."""
+    from langsort.report import write
+
+    text, path = write(str(manifests), str(truth) if truth else None)
+    typer.echo(text)
+    typer.echo(f"HTML report: {path}")

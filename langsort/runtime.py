@@ -17,7 +17,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, **kwargs)
+        ray.init(num_cpus=num_cpus, **kwargs)  # the dashboard serves the state API Ray Train polls
 
 
 def cluster_cpus() -> int:

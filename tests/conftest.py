@@ -48,3 +48,23 @@ def small_corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("labelled")
     synth.labelled_corpus(str(root), files_per_language=6, seconds=(12, 20), seed=7)
     return root
+
+
+@pytest.fixture(scope="session")
+def prepared_small(ray_local, small_corpus, tmp_path_factory):
+    """small_corpus prepared (one perturbed copy per recording), shared by training tests."""
+    from langsort.prepare import PrepareConfig, prepare
+
+    out = tmp_path_factory.mktemp("prepared") / "small"
+    prepare(str(small_corpus), str(out), PrepareConfig(augment=1), progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained_small(prepared_small, tmp_path_factory):
+    """A real 2-worker Ray Train run on the tiny corpus (small images, two epochs)."""
+    from langsort.train.loop import TrainOptions, fit
+
+    model_dir = tmp_path_factory.mktemp("model") / "m"
+    options = TrainOptions(weights="none", epochs=2, image_size=48, workers=2, batch_size=8)
+    return fit(str(prepared_small), str(model_dir), options, progress=False)

@@ -1,4 +1,5 @@
 import os
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -92,6 +93,7 @@ def test_perturbed_copies_differ_from_the_original(tmp_path, speech_cache):
 
 
 def test_prepare_on_ray_gives_a_row_per_file_and_errors_for_bad_ones(ray_local, small_corpus, tmp_path):
+    small_corpus = shutil.copytree(small_corpus, tmp_path / "corpus")
     (small_corpus / "maya" / "empty.wav").write_bytes(b"")
     (small_corpus / "maya" / "corrupt.mp3").write_bytes(os.urandom(4000))
     (small_corpus / "spanish" / "notes.txt").write_text("not audio")

@@ -41,12 +41,12 @@ HISTORY = "history.json"
 class TrainOptions:
     backbone: str = "mobilenet_v2"
     weights: str = "none"  # imagenet | none | PATH
-    epochs: int = 12
+    epochs: int = 8
     batch_size: int = 32
     image_size: int | None = None  # default: the prepared grid's time columns
     workers: int | None = None  # default: one per two CPUs of the cluster
     learning_rate: float = 1e-3
-    patience: int = 4  # epochs without validation improvement before stopping
+    patience: int = 3  # epochs without validation improvement before stopping
     seed: int = 0
 
 

@@ -1,0 +1,190 @@
+"""`langsort export`: the trained model as one self-contained ONNX file.
+
+Everything labelling needs travels in the file's metadata (key "langsort", JSON): labels,
+spectrogram and segment parameters, backbone, image size, grid shape and training metrics,
+plus a human-readable model card (key "model_card"). The export is refused unless ONNX
+Runtime reproduces the trained model's outputs on real validation spectrograms within 1e-4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+
+from langsort import __version__
+
+METADATA_KEY = "langsort"
+CARD_KEY = "model_card"
+PARITY_TOLERANCE = 1e-4
+
+
+class ExportError(Exception):
+    """The exported model does not behave like the trained one."""
+
+
+class ModelFileError(Exception):
+    """A --model that is not a langsort ONNX model; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What labelling needs to know about an ONNX model, read from the file itself."""
+
+    path: str
+    sha256: str
+    labels: list[str]
+    meta: dict
+
+    @property
+    def grid_shape(self) -> tuple[int, int]:
+        return tuple(self.meta["grid_shape"])
+
+
+def sha256_of(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_model_info(path: str) -> ModelInfo:
+    import onnx
+
+    if not os.path.isfile(path):
+        raise ModelFileError(f"model file not found: {path} (give an .onnx file from langsort export or a registry name)")
+    try:
+        proto = onnx.load(path, load_external_data=False)
+    except Exception:
+        raise ModelFileError(f"{path} is not an ONNX model: export one with `langsort export MODEL_DIR`") from None
+    props = {p.key: p.value for p in proto.metadata_props}
+    if METADATA_KEY not in props:
+        raise ModelFileError(f"{path} is an ONNX model without langsort metadata: export it with `langsort export`")
+    meta = json.loads(props[METADATA_KEY])
+    return ModelInfo(path=path, sha256=sha256_of(path), labels=list(meta["labels"]), meta=meta)
+
+
+def model_card(meta: dict) -> str:
+    metrics = meta.get("metrics", {})
+    spec = meta["spectrogram"]
+    return "\n".join([
+        f"# langsort model: {', '.join(meta['labels'])}",
+        "",
+        f"- backbone: {meta['backbone']} ({meta['initial_weights']} initial weights), image {meta['image_size']}px",
+        f"- labels: {', '.join(meta['labels'])}",
+        f"- trained: {meta['trained_at']} with langsort {meta['langsort_version']}, "
+        f"{meta.get('training_seconds', 0) / 60:.1f} min on {meta.get('workers', '?')} Ray Train worker(s)",
+        f"- trained on: {meta.get('prepared', '?')}",
+        f"- test split (grouped by recording): clip accuracy {metrics.get('clip_accuracy', float('nan')):.3f}, "
+        f"file accuracy {metrics.get('file_accuracy', float('nan')):.3f}, macro-F1 {metrics.get('macro_f1', float('nan')):.3f} "
+        f"({metrics.get('test_clips', '?')} clips, {metrics.get('test_files', '?')} files)",
+        f"- spectrogram: {spec['sample_rate']} Hz, n_fft {spec['n_fft']}, hop {spec['hop_length']}, "
+        f"{spec['n_mels']} mel bands {spec['fmin']:g}-{spec['fmax']:g} Hz, grid {meta['grid_shape'][0]}x{meta['grid_shape'][1]}",
+        f"- clips: {meta['segment']['min_seconds']:g}-{meta['segment']['max_seconds']:g} s of speech",
+        "- input: `grid` float32 [batch, mels, frames] (0-255); output: `probabilities` [batch, labels]",
+        "",
+    ])
+
+
+@dataclass
+class ExportResult:
+    path: str
+    sha256: str
+    max_difference: float
+    quantized_path: str | None = None
+    quantized_agreement: float | None = None
+    quantized_max_difference: float | None = None
+
+
+def export(model_dir: str, out_path: str | None = None, quantize: str | None = None) -> ExportResult:
+    """Convert, attach metadata, check parity, write atomically; optionally an int8 copy."""
+    import langsort.train  # noqa: F401  (tf-keras before TensorFlow loads)
+    import onnx
+    import tensorflow as tf
+    import tf2onnx
+
+    from langsort.train.loop import SAMPLE, load_model, read_model_meta
+
+    meta = read_model_meta(model_dir)
+    out_path = out_path or os.path.join(model_dir, "model.onnx")
+    model = load_model(model_dir, meta)
+    sample = np.load(os.path.join(model_dir, SAMPLE))["grids"].astype(np.float32)
+    expected = model.predict(sample, verbose=0)
+
+    signature = [tf.TensorSpec([None, *meta["grid_shape"]], tf.float32, name="grid")]
+    proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=17)
+    meta = {**meta, "exported_at": _now(), "export_langsort_version": __version__}
+    onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta), CARD_KEY: model_card(meta)})
+    serialized = proto.SerializeToString()
+
+    got = _run_onnx(serialized, sample)
+    difference = float(np.max(np.abs(got - expected))) if len(sample) else 0.0
+    if difference > PARITY_TOLERANCE:
+        raise ExportError(f"ONNX output differs from the trained model by {difference:.2e} (> {PARITY_TOLERANCE:g}); not written")
+    _write_atomic(out_path, serialized)
+    with open(os.path.join(os.path.dirname(os.path.abspath(out_path)), "MODEL_CARD.md"), "w") as f:
+        f.write(model_card(meta))
+    result = ExportResult(path=out_path, sha256=sha256_of(out_path), max_difference=difference)
+    if quantize:
+        _quantize(result, sample, got)
+    return result
+
+
+def _quantize(result: ExportResult, sample: np.ndarray, float_probs: np.ndarray) -> None:
+    """Static QDQ int8, calibrated on real spectrograms; reports agreement with float32."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Grids(CalibrationDataReader):
+        def __init__(self):
+            self._items = iter([{"grid": sample[i : i + 1]} for i in range(len(sample))])
+
+        def get_next(self):
+            return next(self._items, None)
+
+    base = result.path[: -len(".onnx")] if result.path.endswith(".onnx") else result.path
+    target = f"{base}.int8.onnx"
+    prepared = f"{base}.{uuid.uuid4().hex}.pre.onnx"
+    try:
+        quant_pre_process(result.path, prepared)
+        quantize_static(prepared, target, Grids(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        if os.path.exists(prepared):
+            os.remove(prepared)
+    import onnx
+
+    proto = onnx.load(target)
+    source = onnx.load(result.path, load_external_data=False)
+    onnx.helper.set_model_props(proto, {p.key: p.value for p in source.metadata_props})
+    onnx.save(proto, target)
+    int8 = _run_onnx(proto.SerializeToString(), sample)
+    result.quantized_path = target
+    result.quantized_agreement = float(np.mean(int8.argmax(1) == float_probs.argmax(1)))
+    result.quantized_max_difference = float(np.max(np.abs(int8 - float_probs)))
+
+
+def _run_onnx(serialized: bytes, grids: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: grids})[0]
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def _now() -> str:
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

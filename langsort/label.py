@@ -1,0 +1,357 @@
+"""`langsort label`: every file and clip of an archive labelled by an ONNX model, into the
+Parquet manifests of SPEC.md.
+
+Pure pieces: `OnnxPredictor` (a Ray-agnostic callable: loads the session once, labels a
+batch of clip rows) and `file_row`/`clip_rows` (clip probabilities -> one decision per file,
+see langsort.aggregate). The Ray layer (`label`) streams: a Ray task pass hashes and probes
+files (content identity for resuming), Ray Data cuts spans into clips and spectrograms in
+tasks, an actor pool runs ONNX Runtime, and the driver commits finished files in small
+atomic parts. The final manifests are rebuilt from the parts, sorted, so a re-run over the
+same input and model gives identical files and a killed run loses only uncommitted files.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from langsort import aggregate, audio, manifest
+from langsort.corpus import InputFile, discover
+from langsort.export import ModelInfo, read_model_info
+from langsort.features import SpectrogramParams
+from langsort.prepare import PrepareConfig, SpanWork, no_clip_reason, prepare_span, probe_file
+from langsort.segment import SegmentParams
+
+STATE_DIR = ".langsort"  # inside MANIFESTS: committed parts of unfinished or earlier runs
+DEFAULT_THRESHOLD = 0.6
+
+
+class OnnxPredictor:
+    """Ray Data batch callable: pandas rows with a `grid` column -> rows with p_<label>.
+
+    Rows that are not clips (span markers) pass through with null probabilities. Knows
+    nothing of Ray: built from the model bytes, so it runs the same in a test or an actor.
+    """
+
+    def __init__(self, model_bytes: bytes, labels: list[str], grid_shape: tuple[int, int], threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.labels, self.grid_shape = labels, tuple(grid_shape)
+
+    def predict(self, grids: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: grids.astype(np.float32, copy=False)})[0]
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        is_clip = batch.kind.eq("clip").to_numpy()
+        probs = np.full((len(batch), len(self.labels)), np.nan)
+        if is_clip.any():
+            grids = np.stack([np.frombuffer(g, np.uint8).reshape(self.grid_shape) for g in batch.grid[is_clip]])
+            probs[is_clip] = self.predict(grids)
+        out = batch.drop(columns=["grid"])
+        for i, label in enumerate(self.labels):
+            out[manifest.prob_column(label)] = probs[:, i]
+        return out
+
+
+def span_rows(work: SpanWork, span_index: int, config: PrepareConfig) -> list[dict]:
+    """One span -> its clip rows plus one marker row saying how many clips it gave."""
+    result = prepare_span(work, config)
+    base = dict(path=work.file.path, span_index=span_index)
+    rows = [dict(base, kind="clip", start_s=s, end_s=e, grid=g, error=None, longest_dropped_s=0.0, span_clips=0)
+            for s, e, g in result.clips]
+    rows.append(dict(base, kind="span", start_s=work.start_s, end_s=work.end_s, grid=None, error=result.error,
+                     longest_dropped_s=result.longest_dropped_s, span_clips=len(result.clips)))
+    return rows
+
+
+@dataclass
+class Probe:
+    file: InputFile
+    sha256: str | None
+    info: audio.AudioInfo | None
+    error: str | None
+
+
+def probe_and_hash(file: InputFile) -> Probe:
+    """Content identity (sha256 of the bytes) and the header; never raises."""
+    info, error = probe_file(file)
+    digest = None
+    if not file.error:
+        try:
+            sha = hashlib.sha256()
+            with open(file.source, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    sha.update(block)
+            digest = sha.hexdigest()
+        except OSError as exc:
+            error = error or f"cannot read: {exc.strerror or exc}"
+    return Probe(file, digest, info, error)
+
+
+def file_row(probe: Probe, clips: pd.DataFrame, spans: list[dict], model: ModelInfo, segment: SegmentParams,
+             threshold: float) -> dict:
+    """The files.parquet row for one file from its clips (with p_ columns) and span markers."""
+    labels = model.labels
+    row = dict(path=probe.file.path, duration_s=probe.info.duration_s if probe.info else None,
+               n_clips=len(clips), model_sha256=model.sha256, language=None, confidence=None, error=None,
+               **{manifest.prob_column(label): None for label in labels})
+    span_errors = [s["error"] for s in spans if s["error"]]
+    if probe.error or span_errors:
+        return dict(row, status=manifest.STATUS_ERROR, error=probe.error or span_errors[0], n_clips=0)
+    if len(clips) == 0:
+        longest = max((s["longest_dropped_s"] for s in spans), default=0.0)
+        reason = no_clip_reason(probe.info, [_Dropped(longest)], segment)
+        return dict(row, status=manifest.STATUS_UNKNOWN, error=reason)
+    probs = aggregate.file_probabilities(clips[[manifest.prob_column(label) for label in labels]].to_numpy(),
+                                         (clips.end_s - clips.start_s).to_numpy())
+    language, confidence = aggregate.decide(probs, labels, threshold)
+    row.update({manifest.prob_column(label): float(p) for label, p in zip(labels, probs)}, confidence=confidence)
+    if language is None:
+        return dict(row, status=manifest.STATUS_UNKNOWN,
+                    error=f"not confident: {confidence:.2f} is below the threshold {threshold:g}")
+    return dict(row, status=manifest.STATUS_OK, language=language)
+
+
+@dataclass
+class _Dropped:  # the shape no_clip_reason reads
+    longest_dropped_s: float
+    copy: int = 0
+
+
+def clip_rows(path: str, clips: pd.DataFrame, model: ModelInfo) -> list[dict]:
+    columns = [manifest.prob_column(label) for label in model.labels]
+    ordered = clips.sort_values("start_s")
+    probs = ordered[columns].to_numpy()
+    rows = []
+    for index, (record, p) in enumerate(zip(ordered.itertuples(index=False), probs)):
+        best = int(np.argmax(p))
+        rows.append(dict(path=path, clip_index=index, start_s=float(record.start_s), end_s=float(record.end_s),
+                         language=model.labels[best], confidence=float(p[best]), model_sha256=model.sha256,
+                         **{c: float(v) for c, v in zip(columns, p)}))
+    return rows
+
+
+# --------------------------------------------------------------------------------------
+# Committed parts: the resumable state of a label run
+
+
+def _part_schema(schema: pa.Schema) -> pa.Schema:
+    return schema.append(pa.field("content_sha256", pa.string()))
+
+
+class PartStore:
+    """Finished files are committed in parts: a clips part, then the files part that makes
+    them count. Parts are atomic; a file is done once its row is in a files part."""
+
+    def __init__(self, manifests_dir: str, model: ModelInfo):
+        self.dir = os.path.join(manifests_dir, STATE_DIR, "parts")
+        self.model = model
+        self.files_schema = _part_schema(manifest.label_files_schema(model.labels))
+        self.clips_schema = _part_schema(manifest.label_clips_schema(model.labels))
+
+    def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(files, clips) committed earlier by this model, latest commit first per content."""
+        files = self._read("files-*.parquet", self.files_schema)
+        clips = self._read("clips-*.parquet", self.clips_schema)
+        files = files[files.model_sha256 == self.model.sha256]
+        clips = clips[clips.model_sha256 == self.model.sha256]
+        return files, clips
+
+    def commit(self, file_rows: list[dict], clip_rows_: list[dict]) -> None:
+        stamp = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
+        manifest.write_atomic(manifest.table(clip_rows_, self.clips_schema), os.path.join(self.dir, f"clips-{stamp}.parquet"))
+        manifest.write_atomic(manifest.table(file_rows, self.files_schema), os.path.join(self.dir, f"files-{stamp}.parquet"))
+
+    def _read(self, pattern: str, schema: pa.Schema) -> pd.DataFrame:
+        """Parts of this model's schema (parts of models with other labels are skipped)."""
+        tables = [pq.read_table(p) for p in sorted(glob.glob(os.path.join(self.dir, pattern)))]
+        tables = [t for t in tables if t.schema.equals(schema, check_metadata=False)]
+        return (pa.concat_tables(tables) if tables else schema.empty_table()).to_pandas()
+
+
+# --------------------------------------------------------------------------------------
+# Ray layer
+
+
+@dataclass
+class LabelSummary:
+    manifests: str
+    files: int
+    labelled_now: int
+    reused: int
+    counts: dict = field(default_factory=dict)  # status/language -> files
+    seconds: float = 0.0
+
+
+def label(
+    input_root: str, model_path: str, manifests_dir: str, threshold: float = DEFAULT_THRESHOLD,
+    batch_size: int = 32, progress: bool = True,
+) -> LabelSummary:
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    from langsort.progress import progress_bar
+    from langsort.runtime import cluster_cpus
+
+    started = time.perf_counter()
+    model = read_model_info(model_path)
+    spec = SpectrogramParams.from_dict(model.meta["spectrogram"])
+    segment = SegmentParams(**model.meta["segment"])
+    config = PrepareConfig(spectrogram=spec, segment=segment)
+    files = discover(input_root)
+    store = PartStore(manifests_dir, model)
+    done_files, done_clips = store.load()
+    done_by_sha = {sha: path for path, sha in zip(done_files.path, done_files.content_sha256) if sha}
+
+    probe_remote = ray.remote(num_cpus=1)(_probe_batch)
+    batches = [files[i : i + 32] for i in range(0, len(files), 32)]
+    probes = [p for ref in [probe_remote.remote(b) for b in batches] for p in ray.get(ref)]
+
+    reused_files, reused_clips, todo = [], [], []
+    for probe in probes:
+        previous = done_by_sha.get(probe.sha256) if probe.sha256 else None
+        if previous is not None:
+            old = done_files[done_files.path == previous].iloc[-1].to_dict()
+            reused_files.append(dict(old, path=probe.file.path))
+            reused_clips += [dict(c, path=probe.file.path) for c in
+                             done_clips[done_clips.path == previous].to_dict("records")]
+        else:
+            todo.append(probe)
+
+    works, span_count = [], {}
+    pending: dict[str, Probe] = {}
+    finished_rows: list[tuple[dict, list[dict]]] = []
+    for probe in todo:
+        if probe.info is None or probe.error:
+            finished_rows.append((file_row(probe, pd.DataFrame(columns=["start_s", "end_s"]), [], model, segment,
+                                           threshold), []))
+            continue
+        spans = audio.spans(probe.info.duration_s, config.span_seconds)
+        span_count[probe.file.path] = len(spans)
+        pending[probe.file.path] = probe
+        works += [dict(index=i, start_s=s, end_s=e, source=probe.file.source, path=probe.file.path)
+                  for i, (s, e) in enumerate(spans)]
+
+    cpus = cluster_cpus()
+    actors = max(1, cpus // 2)
+    new_files = 0
+    committed = [0]
+
+    def commit(rows: list[tuple[dict, list[dict]]]) -> None:
+        if not rows:
+            return
+        sha = {p.file.path: p.sha256 for p in todo}
+        store.commit([dict(r, content_sha256=sha.get(r["path"])) for r, _ in rows],
+                     [dict(c, content_sha256=sha.get(c["path"])) for _, cs in rows for c in cs])
+        committed[0] += len(rows)
+
+    commit(finished_rows)
+    new_files += len(finished_rows)
+    with progress_bar("label", len(pending), unit="files", enabled=progress) as advance:
+        if works:
+            dataset = (
+                ray.data.from_items(works, override_num_blocks=min(len(works), 8 * cpus))
+                .flat_map(_SpanClips(config))
+                .map_batches(
+                    OnnxPredictor, batch_format="pandas", batch_size=batch_size,
+                    fn_constructor_args=(open(model_path, "rb").read(), model.labels, model.grid_shape,
+                                         max(1, cpus // actors)),
+                    compute=ActorPoolStrategy(size=actors), num_cpus=1,
+                )
+            )
+            arrived: dict[str, list[pd.DataFrame]] = defaultdict(list)
+            spans_seen: dict[str, list[dict]] = defaultdict(list)
+            buffer, last_commit = [], time.monotonic()
+            for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
+                for path, rows in batch.groupby("path", sort=False):
+                    clips = rows[rows.kind == "clip"]
+                    if len(clips):
+                        arrived[path].append(clips)
+                    spans_seen[path] += rows[rows.kind == "span"].to_dict("records")
+                    got = sum(len(c) for c in arrived[path])
+                    spans = spans_seen[path]
+                    if len(spans) == span_count[path] and got == sum(s["span_clips"] for s in spans):
+                        all_clips = pd.concat(arrived.pop(path)) if got else pd.DataFrame(columns=["start_s", "end_s"])
+                        probe = pending.pop(path)
+                        buffer.append((file_row(probe, all_clips, spans_seen.pop(path), model, segment, threshold),
+                                       clip_rows(path, all_clips, model) if got else []))
+                        advance(1)
+                if len(buffer) >= 64 or (buffer and time.monotonic() - last_commit > 5.0):
+                    commit(buffer)
+                    new_files += len(buffer)
+                    buffer, last_commit = [], time.monotonic()
+            commit(buffer)
+            new_files += len(buffer)
+
+    summary = write_manifests(manifests_dir, store, [p.file.path for p in probes], reused_files, reused_clips)
+    record_run(manifests_dir, input_root, model_path, threshold)
+    summary.labelled_now, summary.reused = new_files, len(reused_files)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _probe_batch(files: list[InputFile]) -> list[Probe]:
+    return [probe_and_hash(f) for f in files]
+
+
+class _SpanClips:
+    """Ray Data flat_map: a span work item -> clip rows and a span marker."""
+
+    def __init__(self, config: PrepareConfig):
+        self.config = config
+
+    def __call__(self, item: dict) -> list[dict]:
+        work = SpanWork(InputFile(item["source"], item["path"]), item["start_s"], item["end_s"])
+        return span_rows(work, item["index"], self.config)
+
+
+def write_manifests(manifests_dir: str, store: PartStore, paths: list[str], reused_files: list[dict],
+                    reused_clips: list[dict]) -> LabelSummary:
+    """files.parquet and clips.parquet for exactly the current input files, from the parts."""
+    files, clips = store.load()
+    if reused_files:
+        files = pd.concat([files, pd.DataFrame(reused_files)], ignore_index=True)
+        clips = pd.concat([clips, pd.DataFrame(reused_clips)], ignore_index=True) if reused_clips else clips
+    wanted = set(paths)
+    files = files[files.path.isin(wanted)].drop_duplicates("path", keep="last").sort_values("path")
+    shas = dict(zip(files.path, files.content_sha256))
+    clips = clips[clips.path.map(shas).eq(clips.content_sha256) & clips.path.isin(wanted)]
+    clips = clips.drop_duplicates(["path", "clip_index"], keep="last").sort_values(["path", "clip_index"])
+    files_schema = manifest.label_files_schema(store.model.labels)
+    clips_schema = manifest.label_clips_schema(store.model.labels)
+    for frame, schema, name in ((files, files_schema, manifest.FILES_NAME), (clips, clips_schema, manifest.CLIPS_NAME)):
+        records = frame[schema.names].astype(object).where(frame[schema.names].notna(), None).to_dict("records")
+        manifest.write_atomic(manifest.table(records, schema), os.path.join(manifests_dir, name))
+    counts = files.status.value_counts().to_dict()
+    counts.update({f"language:{k}": v for k, v in files.language.value_counts().to_dict().items()})
+    return LabelSummary(manifests=manifests_dir, files=len(files), labelled_now=0, reused=0, counts=counts)
+
+
+def record_run(manifests_dir: str, input_root: str, model_path: str, threshold: float) -> None:
+    """Remember what was labelled, so `sort` finds the archive without being told."""
+    import json
+
+    from langsort.sort import RUN_FILE
+
+    path = os.path.join(manifests_dir, RUN_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(dict(input_root=os.path.abspath(input_root), model=os.path.abspath(model_path),
+                       threshold=threshold), f, indent=2)
+    os.replace(tmp, path)

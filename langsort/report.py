@@ -1,0 +1,139 @@
+"""`langsort report`: what a person reads after labelling — counts and hours per language,
+unknown/error counts and reasons, the confidence distribution and, with a truth CSV
+(`file,language`), accuracy and a confusion matrix. Printed to the terminal and written
+as a self-contained HTML page with plots (MANIFESTS/report.html)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+
+import numpy as np
+import pandas as pd
+
+from langsort import manifest
+from langsort.train.evaluate import summarize
+
+HTML_NAME = "report.html"
+BINS = np.linspace(0.0, 1.0, 11)
+
+
+def load(manifests_dir: str) -> pd.DataFrame:
+    path = os.path.join(manifests_dir, manifest.FILES_NAME)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
+    return pd.read_parquet(path)
+
+
+def read_truth(path: str) -> dict[str, str]:
+    truth = pd.read_csv(path)
+    if not {"file", "language"} <= set(truth.columns):
+        raise ValueError(f"{path} needs the columns file,language")
+    return dict(zip(truth.file.astype(str), truth.language.astype(str)))
+
+
+def build(files: pd.DataFrame, truth: dict[str, str] | None = None) -> dict:
+    """Every figure of the report, as plain data."""
+    ok = files[files.status == manifest.STATUS_OK]
+    per_language = (ok.groupby("language").agg(files=("path", "size"), hours=("duration_s", "sum"))
+                    .assign(hours=lambda d: d.hours / 3600).sort_index())
+    histogram, _ = np.histogram(ok.confidence.dropna(), bins=BINS)
+    reasons = (files[files.status != manifest.STATUS_OK].groupby(["status", "error"]).size()
+               .sort_values(ascending=False).head(10))
+    report = dict(
+        files=len(files), status=files.status.value_counts().to_dict(),
+        hours=float(files.duration_s.fillna(0).sum() / 3600),
+        per_language=per_language.reset_index().to_dict("records"),
+        confidence_histogram=histogram.tolist(),
+        reasons=[dict(status=s, reason=r, files=int(n)) for (s, r), n in reasons.items()],
+    )
+    if truth:
+        known = files[files.path.isin(truth)]
+        labels = sorted(set(truth.values()) | set(ok.language.dropna()))
+        predicted = known.language.fillna("(not ok)")
+        labels_with_none = labels + (["(not ok)"] if (predicted == "(not ok)").any() else [])
+        index = {label: i for i, label in enumerate(labels_with_none)}
+        true_idx = np.array([index.get(truth[p], -1) for p in known.path])
+        keep = true_idx >= 0
+        pred_idx = np.array([index[p] for p in predicted])
+        report["truth"] = dict(labels=labels_with_none, files=int(keep.sum()),
+                               **summarize(true_idx[keep], pred_idx[keep], labels_with_none))
+    return report
+
+
+def render_text(report: dict) -> str:
+    lines = [f"{report['files']} files, {report['hours']:.2f} h: " +
+             ", ".join(f"{n} {s}" for s, n in sorted(report["status"].items()))]
+    for row in report["per_language"]:
+        lines.append(f"  {row['language']:<16} {row['files']:>6} files {row['hours']:>8.2f} h")
+    peak = max(report["confidence_histogram"] + [1])
+    lines.append("confidence of ok files:")
+    for low, count in zip(BINS[:-1], report["confidence_histogram"]):
+        lines.append(f"  {low:.1f}-{low + 0.1:.1f} {'#' * round(30 * count / peak):<30} {count}")
+    if report["reasons"]:
+        lines.append("not ok, commonest reasons:")
+        lines += [f"  {r['status']:<8} {r['files']:>5}  {r['reason']}" for r in report["reasons"]]
+    if "truth" in report:
+        t = report["truth"]
+        lines.append(f"against the truth ({t['files']} files): accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f}")
+        lines.append("  confusion (rows truth, columns predicted): " + " | ".join(t["labels"]))
+        lines += [f"  {label:<16} {' '.join(f'{v:>6}' for v in row)}" for label, row in zip(t["labels"], t["confusion"])]
+    return "\n".join(lines)
+
+
+def render_html(report: dict, title: str) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def figure_png(draw) -> str:
+        fig, ax = plt.subplots(figsize=(5.5, 3.2))
+        draw(ax)
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90)
+        plt.close(fig)
+        return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+
+    languages = [r["language"] for r in report["per_language"]]
+    plots = [
+        figure_png(lambda ax: (ax.bar(languages, [r["hours"] for r in report["per_language"]]),
+                               ax.set(title="hours per language", ylabel="hours"))),
+        figure_png(lambda ax: (ax.bar(BINS[:-1] + 0.05, report["confidence_histogram"], width=0.09),
+                               ax.set(title="confidence of ok files", xlabel="confidence", ylabel="files"))),
+    ]
+    if "truth" in report:
+        t = report["truth"]
+
+        def confusion(ax):
+            matrix = np.asarray(t["confusion"])
+            ax.imshow(matrix, cmap="Blues")
+            ax.set_xticks(range(len(t["labels"])), t["labels"], rotation=30)
+            ax.set_yticks(range(len(t["labels"])), t["labels"])
+            ax.set(title=f"confusion, accuracy {t['accuracy']:.3f}", xlabel="predicted", ylabel="true")
+            for (i, j), v in np.ndenumerate(matrix):
+                ax.text(j, i, str(v), ha="center", va="center")
+
+        plots.append(figure_png(confusion))
+    rows = "".join(f"<tr><td>{html.escape(str(r['language']))}</td><td>{r['files']}</td><td>{r['hours']:.2f}</td></tr>"
+                   for r in report["per_language"])
+    reasons = "".join(f"<tr><td>{r['status']}</td><td>{r['files']}</td><td>{html.escape(str(r['reason']))}</td></tr>"
+                      for r in report["reasons"])
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px}}</style>
+</head><body><h1>{html.escape(title)}</h1><pre>{html.escape(render_text(report))}</pre>
+<h2>Per language</h2><table><tr><th>language</th><th>files</th><th>hours</th></tr>{rows}</table>
+<h2>Not ok</h2><table><tr><th>status</th><th>files</th><th>reason</th></tr>{reasons}</table>
+<h2>Plots</h2>{''.join(plots)}</body></html>"""
+
+
+def write(manifests_dir: str, truth_csv: str | None = None) -> tuple[str, str]:
+    """(terminal text, path of the HTML report)."""
+    report = build(load(manifests_dir), read_truth(truth_csv) if truth_csv else None)
+    path = os.path.join(manifests_dir, HTML_NAME)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(render_html(report, f"langsort report: {os.path.abspath(manifests_dir)}"))
+    return render_text(report), path

@@ -1,0 +1,62 @@
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from langsort.export import ExportError, ModelFileError, export, read_model_info
+
+
+@pytest.fixture(scope="module")
+def exported(trained_small, tmp_path_factory):
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    return export(trained_small.model_dir, str(out), quantize="int8")
+
+
+def test_export_matches_the_trained_model_and_carries_its_metadata(exported, trained_small):
+    assert exported.max_difference <= 1e-4
+    info = read_model_info(exported.path)
+    assert info.labels == ["maya", "spanish"] and info.grid_shape == (128, 224)
+    assert info.meta["spectrogram"]["sample_rate"] == 16000 and info.meta["backbone"] == "mobilenet_v2"
+    assert "clip_accuracy" in info.meta["metrics"] and info.sha256 == exported.sha256
+    props = {p.key for p in onnx.load(exported.path).metadata_props}
+    assert {"langsort", "model_card"} <= props
+
+
+def test_exported_model_takes_any_batch_size(exported):
+    session = ort.InferenceSession(exported.path, providers=["CPUExecutionProvider"])
+    for batch in (1, 5):
+        grids = np.random.default_rng(batch).uniform(0, 255, (batch, 128, 224)).astype(np.float32)
+        probs = session.run(None, {"grid": grids})[0]
+        assert probs.shape == (batch, 2)
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_copy_is_checked_against_float(exported):
+    assert exported.quantized_path.endswith(".int8.onnx")
+    assert 0.0 <= exported.quantized_agreement <= 1.0
+    assert read_model_info(exported.quantized_path).labels == ["maya", "spanish"]
+
+
+def test_parity_failure_refuses_the_export(trained_small, tmp_path, monkeypatch):
+    import langsort.export as stage
+
+    monkeypatch.setattr(stage, "_run_onnx", lambda serialized, grids: np.zeros((len(grids), 2), np.float32))
+    with pytest.raises(ExportError, match="differs"):
+        export(trained_small.model_dir, str(tmp_path / "bad.onnx"))
+    assert not (tmp_path / "bad.onnx").exists()
+
+
+def test_files_that_are_not_langsort_onnx_models_are_refused(tmp_path):
+    text = tmp_path / "notes.onnx"
+    text.write_text("not a model")
+    with pytest.raises(ModelFileError, match="not an ONNX model"):
+        read_model_info(str(text))
+    bare = tmp_path / "bare.onnx"
+    graph = onnx.helper.make_graph([onnx.helper.make_node("Identity", ["x"], ["y"])], "g",
+                                   [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                                   [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    onnx.save(onnx.helper.make_model(graph), bare)
+    with pytest.raises(ModelFileError, match="without langsort metadata"):
+        read_model_info(str(bare))
+    with pytest.raises(ModelFileError, match="not found"):
+        read_model_info(str(tmp_path / "missing.onnx"))

@@ -1,0 +1,94 @@
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from langsort import manifest, synth
+from langsort.export import export, read_model_info
+from langsort.label import OnnxPredictor, label
+
+
+@pytest.fixture(scope="module")
+def onnx_model(trained_small, tmp_path_factory):
+    return export(trained_small.model_dir, str(tmp_path_factory.mktemp("onnx") / "model.onnx")).path
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, speech_cache):
+    """An unsorted tree: speech in several formats, folders, and bad files."""
+    root = tmp_path_factory.mktemp("archive")
+    synth.write(str(root / "a" / "one.wav"), speech_cache("spanish", 14.0, seed=11), target_rate=16000)
+    synth.write(str(root / "a" / "two.flac"), speech_cache("maya", 20.0, seed=12), target_rate=44100, channels=2)
+    synth.write(str(root / "b" / "c" / "three.mp3"), speech_cache("maya", 9.0, seed=13), target_rate=22050)
+    synth.write(str(root / "four.ogg"), speech_cache("spanish", 35.0, seed=14), target_rate=48000)
+    synth.write(str(root / "short.wav"), speech_cache("maya", 2.0, seed=15))
+    synth.write(str(root / "silence.wav"), np.zeros(synth.ESPEAK_RATE * 8, np.float32))
+    (root / "empty.wav").write_bytes(b"")
+    (root / "notes.txt").write_text("not audio")
+    (root / "broken.mp3").write_bytes(os.urandom(3000))
+    return root
+
+
+def test_predictor_labels_clip_rows_and_passes_markers_through(onnx_model):
+    info = read_model_info(onnx_model)
+    predictor = OnnxPredictor(open(onnx_model, "rb").read(), info.labels, info.grid_shape)
+    grid = np.random.default_rng(0).integers(0, 255, info.grid_shape, dtype=np.uint8).tobytes()
+    batch = pd.DataFrame(dict(kind=["clip", "span", "clip"], path=["x", "x", "y"], grid=[grid, None, grid]))
+    out = predictor(batch)
+    probs = out[["p_maya", "p_spanish"]].to_numpy()
+    assert np.isnan(probs[1]).all()
+    np.testing.assert_allclose(probs[[0, 2]].sum(axis=1), 1.0, atol=1e-5)
+    assert "grid" not in out
+
+
+def test_label_writes_the_spec_manifests_with_a_row_per_file(ray_local, onnx_model, archive, tmp_path):
+    out = tmp_path / "manifests"
+    summary = label(str(archive), onnx_model, str(out), progress=False)
+    files = pd.read_parquet(out / "files.parquet")
+    clips = pd.read_parquet(out / "clips.parquet")
+    info = read_model_info(onnx_model)
+
+    assert pq.read_schema(out / "files.parquet").equals(manifest.label_files_schema(info.labels), check_metadata=False)
+    assert pq.read_schema(out / "clips.parquet").equals(manifest.label_clips_schema(info.labels), check_metadata=False)
+    every = sorted(str(p.relative_to(archive)) for p in archive.rglob("*") if p.is_file())
+    assert list(files.path) == every and summary.files == len(every)
+    by_path = files.set_index("path")
+    for bad in ("empty.wav", "notes.txt", "broken.mp3"):
+        assert by_path.status[bad] == "error" and len(by_path.error[bad]) > 5
+    assert by_path.status["short.wav"] == "unknown" and "too short" in by_path.error["short.wav"]
+    assert by_path.status["silence.wav"] == "unknown" and "no speech" in by_path.error["silence.wav"]
+    speech = ["a/one.wav", "a/two.flac", "b/c/three.mp3", "four.ogg"]
+    assert (by_path.n_clips[speech] > 0).all() and by_path.status[speech].isin(["ok", "unknown"]).all()
+    ok = files[files.status == "ok"]
+    assert ok.language.isin(info.labels).all() and ok.confidence.between(0.6, 1.0).all()
+    np.testing.assert_allclose(files.loc[files.n_clips > 0, ["p_maya", "p_spanish"]].sum(axis=1), 1.0, atol=1e-6)
+    assert (files.model_sha256 == info.sha256).all() and (clips.model_sha256 == info.sha256).all()
+    assert clips.groupby("path").size().to_dict() == by_path.n_clips[by_path.n_clips > 0].to_dict()
+    assert ((clips.end_s - clips.start_s).between(3.0, 15.0)).all()
+    assert clips.groupby("path").clip_index.apply(lambda s: list(s) == list(range(len(s)))).all()
+
+
+def test_rerun_skips_done_files_and_gives_identical_manifests(ray_local, onnx_model, archive, tmp_path):
+    out = tmp_path / "manifests"
+    label(str(archive), onnx_model, str(out), progress=False)
+    first = [pd.read_parquet(out / name) for name in ("files.parquet", "clips.parquet")]
+    again = label(str(archive), onnx_model, str(out), progress=False)
+    assert again.labelled_now == 0 and again.reused == again.files
+    for before, name in zip(first, ("files.parquet", "clips.parquet")):
+        pd.testing.assert_frame_equal(pd.read_parquet(out / name), before)
+
+
+def test_a_renamed_file_is_recognised_by_its_content(ray_local, onnx_model, archive, tmp_path):
+    tree = shutil.copytree(archive, tmp_path / "tree")
+    out = tmp_path / "manifests"
+    label(str(tree), onnx_model, str(out), progress=False)
+    before = pd.read_parquet(out / "files.parquet").set_index("path")
+    os.rename(tree / "four.ogg", tree / "renamed.ogg")
+    summary = label(str(tree), onnx_model, str(out), progress=False)
+    after = pd.read_parquet(out / "files.parquet").set_index("path")
+    assert "four.ogg" not in after.index and "renamed.ogg" in after.index
+    assert after.loc["renamed.ogg", "confidence"] == before.loc["four.ogg", "confidence"]
+    assert summary.labelled_now == 0

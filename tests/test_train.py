@@ -1,0 +1,129 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from langsort.train import data as train_data
+from langsort.train.backbones import BACKBONES, WeightsError, build_model, make_backbone
+
+
+def recordings(n_per_label: int, labels=("maya", "spanish")) -> pd.DataFrame:
+    rows = [dict(path=f"{label}/{i:02d}.wav", label=label, status="ok") for label in labels for i in range(n_per_label)]
+    return pd.DataFrame(rows + [dict(path="maya/bad.wav", label="maya", status="error")])
+
+
+@pytest.mark.parametrize("n", [3, 7, 40])
+def test_split_is_by_recording_stratified_and_reproducible(n):
+    files = recordings(n)
+    split = train_data.split_recordings(files, seed=3)
+    assert "maya/bad.wav" not in split
+    assert set(split) == set(files[files.status == "ok"].path)  # each recording on exactly one side
+    for label in ("maya", "spanish"):
+        sides = [side for path, side in split.items() if path.startswith(label)]
+        assert {"train", "validation", "test"} <= set(sides)
+    assert split == train_data.split_recordings(files, seed=3)
+    assert split != train_data.split_recordings(files, seed=4) or n == 3
+
+
+def test_split_refuses_a_language_with_too_few_recordings():
+    with pytest.raises(ValueError, match="at least 3"):
+        train_data.split_recordings(recordings(2))
+
+
+def test_clips_of_one_recording_never_sit_on_two_sides(prepared_small):
+    files = pd.read_parquet(prepared_small / "files.parquet")
+    clips = pd.read_parquet(prepared_small / "clips.parquet", columns=["path", "augment"])
+    split = train_data.split_recordings(files)
+    sides = clips.assign(side=clips.path.map(split)).groupby("path").side.nunique()
+    assert (sides == 1).all()
+    shape = (128, 224)
+    seen = {}
+    for side in ("train", "validation", "test"):
+        _, _, rows = train_data.read_clips(str(prepared_small / "clips.parquet"), split, side, ["maya", "spanish"], shape)
+        seen[side] = set(rows.path)
+        if side != "train":
+            assert (rows.augment == 0).all()  # perturbed copies only ever train
+    assert not (seen["train"] & seen["validation"]) and not (seen["train"] & seen["test"])
+    assert not (seen["validation"] & seen["test"])
+
+
+def test_class_weights_balance_the_languages():
+    weights = train_data.class_weights(np.array([0, 0, 0, 1]), 2)
+    assert weights[1] == pytest.approx(3 * weights[0])
+
+
+def test_spec_augment_masks_stripes_and_keeps_the_rest():
+    import tensorflow as tf
+
+    grids = tf.ones([4, 128, 224])
+    masked = train_data.spec_augment(grids, max_time=24, max_freq=16).numpy()
+    assert masked.shape == (4, 128, 224)
+    assert set(np.unique(masked)) <= {0.0, 1.0}
+    assert 0.5 < masked.mean() < 1.0
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_each_backbone_builds_with_its_own_preprocessing(name):
+    import tf_keras
+
+    module = getattr(tf_keras.applications, BACKBONES[name].module)
+    model = build_model(name, 3, (128, 224), image_size=64)
+    assert model.output_shape == (None, 3)
+    image_part = tf_keras.Model(model.input, model.get_layer("preprocess_input").output)
+    grid = np.random.default_rng(0).uniform(0, 255, (2, 128, 224)).astype(np.float32)
+    image = tf_keras.layers.Resizing(64, 64)(grid[..., None]).numpy()
+    expected = module.preprocess_input(np.concatenate([image] * 3, axis=-1))
+    np.testing.assert_allclose(image_part.predict(grid, verbose=0), expected, atol=1e-3)
+
+
+def test_weights_from_a_local_file_are_loaded(tmp_path):
+    source = make_backbone("mobilenet_v2", 64, "none")
+    path = str(tmp_path / "backbone.h5")
+    source.save_weights(path)
+    loaded = make_backbone("mobilenet_v2", 64, path)
+    for a, b in zip(source.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model = build_model("mobilenet_v2", 2, (128, 224), image_size=64, weights=path)
+    np.testing.assert_array_equal(model.backbone.get_weights()[0], source.get_weights()[0])
+
+
+def test_a_weights_file_that_is_missing_is_a_clear_error():
+    from langsort.train.backbones import check_weights
+
+    with pytest.raises(WeightsError, match="not found"):
+        check_weights("/nonexistent/weights.h5")
+
+
+def test_imagenet_offline_is_one_line_naming_the_alternatives(prepared_small, tmp_path):
+    env = {**os.environ, "KERAS_HOME": str(tmp_path / "keras"), "HTTPS_PROXY": "http://127.0.0.1:9",
+           "HTTP_PROXY": "http://127.0.0.1:9", "RAY_ADDRESS": ""}
+    done = subprocess.run(
+        [sys.executable, "-m", "langsort", "train", str(prepared_small), "--out", str(tmp_path / "m"),
+         "--weights", "imagenet", "--quiet"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert done.returncode == 2
+    lines = [line for line in done.stderr.splitlines() if line.strip() and "WARNING" not in line and "I0000" not in line]
+    error = [line for line in lines if line.startswith("error:")]
+    assert len(error) == 1 and "--weights none" in error[0] and "--weights PATH" in error[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_two_worker_ray_train_run_writes_a_complete_model_dir(trained_small):
+    model_dir = trained_small.model_dir
+    for name in ("model.weights.h5", "model.json", "metrics.json", "history.png", "confusion.png",
+                 "validation_sample.npz", "split.json"):
+        assert os.path.getsize(os.path.join(model_dir, name)) > 0, name
+    meta = json.load(open(os.path.join(model_dir, "model.json")))
+    assert meta["labels"] == ["maya", "spanish"] and meta["workers"] == 2 and meta["image_size"] == 48
+    metrics = trained_small.metrics
+    assert len(metrics["history"]) == 2
+    for level in ("clip", "file"):
+        test = metrics["test"][level]
+        assert 0.0 <= test["accuracy"] <= 1.0 and test["n"] > 0
+        assert np.sum(test["confusion"]) == test["n"]
+        assert set(test["per_class"]) == {"maya", "spanish"}
