@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from langsort.corpus import CorpusError
 from langsort.export import ExportError, ModelFileError
+from langsort.synth import SynthesisError
 from langsort.train.backbones import WeightsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -25,7 +27,7 @@ class UserError(Exception):
     """Wrong input from the user: reported as one line, exit status 2."""
 
 
-USER_ERRORS = (UserError, CorpusError, WeightsError, ModelFileError, ExportError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+USER_ERRORS = (UserError, CorpusError, WeightsError, ModelFileError, ExportError, SynthesisError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
 def user_errors(command):
@@ -220,3 +222,59 @@ def report(
     text, path = write(str(manifests), str(truth) if truth else None)
     typer.echo(text)
     typer.echo(f"HTML report: {path}")
+
+
+def _print_run(result) -> None:
+    typer.echo(result.report_text)
+    typer.echo(f"\nmodel:          {result.model}\nmanifests:      {result.manifests}\n"
+               f"sorted archive: {result.sorted_dir}\nreport:         {result.report_html}")
+
+
+@app.command()
+@user_errors
+def run(
+    labelled: Path = typer.Argument(..., help="LABELLED/<language>/... training recordings."),
+    unsorted: Path = typer.Argument(..., help="The archive to label and sort."),
+    out: Path = typer.Option(..., "--out", help="Everything goes here: prepared/, model/, manifests/, sorted/."),
+    backbone: str = typer.Option("mobilenet_v2"),
+    weights: str = typer.Option("imagenet", help="imagenet, none or a local weights file."),
+    epochs: int = typer.Option(8, min=1),
+    image_size: int = typer.Option(224),
+    threshold: float = typer.Option(0.6, min=0.0, max=1.0),
+    address: Optional[str] = ADDRESS,
+    quiet: bool = QUIET,
+):
+    """prepare -> train -> export -> label -> sort, end to end; re-run to resume."""
+    from langsort.pipeline import RunSettings
+    from langsort.pipeline import run as run_pipeline
+    from langsort.runtime import init_ray
+    from langsort.train.backbones import check_backbone, check_weights
+
+    check_backbone(backbone)
+    check_weights(weights)
+    for folder in (labelled, unsorted):
+        _check_out_not_inside(folder, out)
+    init_ray(address)
+    settings = RunSettings(backbone=backbone, weights=weights, epochs=epochs, image_size=image_size,
+                           threshold=threshold)
+    _print_run(run_pipeline(str(labelled), str(unsorted), str(out), settings, progress=not quiet, echo=typer.echo))
+
+
+@app.command()
+@user_errors
+def demo(
+    out: Path = typer.Option(Path("langsort-demo"), "--out", help="Folder for the demo corpus and results."),
+    address: Optional[str] = ADDRESS,
+    quiet: bool = QUIET,
+):
+    """Synthesize a small Spanish/Maya corpus (espeak-ng) and run the whole pipeline on it."""
+    from langsort.pipeline import demo as run_demo
+    from langsort.runtime import init_ray
+    from langsort.synth import require_espeak
+
+    require_espeak()
+    init_ray(address)
+    started = time.perf_counter()
+    result = run_demo(str(out), progress=not quiet, echo=typer.echo)
+    _print_run(result)
+    typer.echo(f"demo finished in {(time.perf_counter() - started) / 60:.1f} min")
