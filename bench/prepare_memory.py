@@ -20,7 +20,7 @@ from common import HERE, out_dir, shared_texts
 from langsort import synth
 
 MEASURE = """
-import resource, sys, time
+import sys, time
 sys.path.insert(0, {repo!r})
 from langsort.corpus import InputFile
 from langsort.prepare import PrepareConfig, SpanWork, plan_spans, prepare_span, probe_file
@@ -30,7 +30,9 @@ info, _ = probe_file(file)
 start = time.perf_counter()
 clips = sum(len(prepare_span(work, config).clips) for work in plan_spans(file, info, config))
 seconds = time.perf_counter() - start
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, clips, info.duration_s / seconds)
+# VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork+exec
+peak_kb = int(next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1])
+print(peak_kb / 1024, clips, info.duration_s / seconds)
 """
 
 

@@ -7,6 +7,7 @@ stays flat however long the recording is.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -15,6 +16,8 @@ from typing import Iterator
 import numpy as np
 import soundfile
 import soxr
+
+from langsort import storage
 
 Seconds = float
 
@@ -37,9 +40,20 @@ def is_audio_name(path: str) -> bool:
     return os.path.splitext(path)[1].lower() in AUDIO_EXTENSIONS
 
 
-def _open(source) -> soundfile.SoundFile:
+@contextlib.contextmanager
+def _open(source: str) -> Iterator[soundfile.SoundFile]:
     try:
-        return soundfile.SoundFile(source)
+        handle = storage.open_read(source)
+    except OSError as exc:
+        raise AudioError(f"cannot open: {exc.strerror or _one_line(exc)}") from None
+    with handle:
+        with _decoder(handle) as f:
+            yield f
+
+
+def _decoder(handle) -> soundfile.SoundFile:
+    try:
+        return soundfile.SoundFile(handle)
     except soundfile.LibsndfileError as exc:
         raise AudioError(f"not readable as audio: {_libsndfile_reason(exc)}") from None
     except (OSError, RuntimeError, ValueError, TypeError) as exc:

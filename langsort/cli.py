@@ -94,7 +94,12 @@ def prepare(
     )
 
 
-def _check_out_not_inside(input: Path, out: Path) -> None:
+def _check_out_not_inside(input, out) -> None:
+    from langsort import storage
+
+    if storage.is_remote(str(input)) or storage.is_remote(str(out)):
+        return  # object stores: the input listing is taken before anything is written
+    input, out = Path(input), Path(out)
     if not input.exists():
         raise UserError(f"input folder not found: {input}")
     if out.resolve().is_relative_to(input.resolve()):
@@ -165,9 +170,9 @@ def export(
 @app.command()
 @user_errors
 def label(
-    input: Path = typer.Argument(..., help="Folder of audio to label (any tree)."),
-    model: str = typer.Option(..., "--model", help="An .onnx file from `langsort export`."),
-    out: Path = typer.Option(..., "--out", help="MANIFESTS folder for files.parquet and clips.parquet."),
+    input: str = typer.Argument(..., help="Folder of audio to label (any tree); a path or s3:// / gs:// URI."),
+    model: str = typer.Option(..., "--model", help="An .onnx file from `langsort export` (path or URI)."),
+    out: str = typer.Option(..., "--out", help="MANIFESTS folder for files.parquet and clips.parquet (path or URI)."),
     threshold: float = typer.Option(0.6, min=0.0, max=1.0, help="Below this confidence a file is unknown."),
     batch_size: int = typer.Option(32, min=1, help="Clips per ONNX Runtime call."),
     address: Optional[str] = ADDRESS,
@@ -180,7 +185,7 @@ def label(
     _check_out_not_inside(input, out)
     stage.read_model_info(model)  # a bad --model is a one-line error before Ray starts
     init_ray(address)
-    summary = stage.label(str(input), model, str(out), threshold=threshold, batch_size=batch_size,
+    summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
                           progress=not quiet)
     counts = ", ".join(f"{v} {k.removeprefix('language:')}" for k, v in sorted(summary.counts.items()))
     typer.echo(f"labelled {summary.files} files ({summary.labelled_now} now, {summary.reused} already done) in "

@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from langsort import storage
+
 
 @dataclass(frozen=True)
 class InputFile:
-    source: str  # what to open: an absolute local path
+    source: str  # what to open: an absolute local path or an object-store URI
     path: str  # POSIX path relative to the input root, as the manifests show it
     label: str | None = None
     error: str | None = None  # set when the walk itself could not reach the file
@@ -31,6 +33,10 @@ def display_path(path: str) -> str:
 def discover(root: str, labelled: bool = False) -> list[InputFile]:
     """Every regular file under `root`, sorted by relative path; symlinked folders are not
     followed (no loops), unreadable folders become error entries."""
+    if storage.is_remote(root):
+        if not storage.is_dir(root):
+            raise CorpusError(f"input folder not found: {root}")
+        return [_remote_entry(root, rel, labelled) for rel in storage.list_files(root)]
     if not os.path.exists(root):
         raise CorpusError(f"input folder not found: {root}")
     if not os.path.isdir(root):
@@ -57,6 +63,12 @@ def _entry(root: str, rel: str, labelled: bool, error: str | None = None) -> Inp
     parts = rel.split(os.sep)
     label = display_path(parts[0]) if labelled and len(parts) > 1 else None
     return InputFile(source=os.path.join(root, rel), path=display_path("/".join(parts)), label=label, error=error)
+
+
+def _remote_entry(root: str, rel: str, labelled: bool) -> InputFile:
+    parts = rel.split("/")
+    label = parts[0] if labelled and len(parts) > 1 else None
+    return InputFile(source=storage.join(root, rel), path=rel, label=label)
 
 
 def labels_of(files: list[InputFile]) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from langsort import __version__
+from langsort import __version__, storage
 
 METADATA_KEY = "langsort"
 CARD_KEY = "model_card"
@@ -56,17 +56,18 @@ def sha256_of(path: str) -> str:
 def read_model_info(path: str) -> ModelInfo:
     import onnx
 
-    if not os.path.isfile(path):
+    if not storage.exists(path) or storage.is_dir(path):
         raise ModelFileError(f"model file not found: {path} (give an .onnx file from langsort export or a registry name)")
+    data = storage.read_bytes(path)
     try:
-        proto = onnx.load(path, load_external_data=False)
+        proto = onnx.load_from_string(data)
     except Exception:
         raise ModelFileError(f"{path} is not an ONNX model: export one with `langsort export MODEL_DIR`") from None
     props = {p.key: p.value for p in proto.metadata_props}
     if METADATA_KEY not in props:
         raise ModelFileError(f"{path} is an ONNX model without langsort metadata: export it with `langsort export`")
     meta = json.loads(props[METADATA_KEY])
-    return ModelInfo(path=path, sha256=sha256_of(path), labels=list(meta["labels"]), meta=meta)
+    return ModelInfo(path=path, sha256=hashlib.sha256(data).hexdigest(), labels=list(meta["labels"]), meta=meta)
 
 
 def model_card(meta: dict) -> str:

@@ -12,7 +12,6 @@ same input and model gives identical files and a killed run loses only uncommitt
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import os
 import time
@@ -25,7 +24,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from langsort import aggregate, audio, manifest
+from langsort import aggregate, audio, manifest, storage
 from langsort.corpus import InputFile, discover
 from langsort.export import ModelInfo, read_model_info
 from langsort.features import SpectrogramParams
@@ -94,7 +93,7 @@ def probe_and_hash(file: InputFile) -> Probe:
     if not file.error:
         try:
             sha = hashlib.sha256()
-            with open(file.source, "rb") as f:
+            with storage.open_read(file.source) as f:
                 for block in iter(lambda: f.read(1 << 20), b""):
                     sha.update(block)
             digest = sha.hexdigest()
@@ -159,27 +158,27 @@ class PartStore:
     them count. Parts are atomic; a file is done once its row is in a files part."""
 
     def __init__(self, manifests_dir: str, model: ModelInfo):
-        self.dir = os.path.join(manifests_dir, STATE_DIR, "parts")
+        self.dir = storage.join(manifests_dir, STATE_DIR, "parts")
         self.model = model
         self.files_schema = _part_schema(manifest.label_files_schema(model.labels))
         self.clips_schema = _part_schema(manifest.label_clips_schema(model.labels))
 
     def load(self) -> tuple[pd.DataFrame, pd.DataFrame]:
-        """(files, clips) committed earlier by this model, latest commit first per content."""
-        files = self._read("files-*.parquet", self.files_schema)
-        clips = self._read("clips-*.parquet", self.clips_schema)
+        """(files, clips) committed earlier by this model, in commit order."""
+        files = self._read("files-", self.files_schema)
+        clips = self._read("clips-", self.clips_schema)
         files = files[files.model_sha256 == self.model.sha256]
         clips = clips[clips.model_sha256 == self.model.sha256]
         return files, clips
 
     def commit(self, file_rows: list[dict], clip_rows_: list[dict]) -> None:
         stamp = f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}"
-        manifest.write_atomic(manifest.table(clip_rows_, self.clips_schema), os.path.join(self.dir, f"clips-{stamp}.parquet"))
-        manifest.write_atomic(manifest.table(file_rows, self.files_schema), os.path.join(self.dir, f"files-{stamp}.parquet"))
+        manifest.write_atomic(manifest.table(clip_rows_, self.clips_schema), storage.join(self.dir, f"clips-{stamp}.parquet"))
+        manifest.write_atomic(manifest.table(file_rows, self.files_schema), storage.join(self.dir, f"files-{stamp}.parquet"))
 
-    def _read(self, pattern: str, schema: pa.Schema) -> pd.DataFrame:
+    def _read(self, prefix: str, schema: pa.Schema) -> pd.DataFrame:
         """Parts of this model's schema (parts of models with other labels are skipped)."""
-        tables = [pq.read_table(p) for p in sorted(glob.glob(os.path.join(self.dir, pattern)))]
+        tables = [manifest.read(p) for p in storage.glob_names(self.dir, prefix, ".parquet")]
         tables = [t for t in tables if t.schema.equals(schema, check_metadata=False)]
         return (pa.concat_tables(tables) if tables else schema.empty_table()).to_pandas()
 
@@ -218,7 +217,8 @@ def label(
     done_files, done_clips = store.load()
     done_by_sha = {sha: path for path, sha in zip(done_files.path, done_files.content_sha256) if sha}
 
-    probe_remote = ray.remote(num_cpus=1)(_probe_batch)
+    remote = storage.ray_options(input_root, model_path, manifests_dir)
+    probe_remote = ray.remote(num_cpus=1)(_probe_batch).options(**remote)
     batches = [files[i : i + 32] for i in range(0, len(files), 32)]
     probes = [p for ref in [probe_remote.remote(b) for b in batches] for p in ray.get(ref)]
 
@@ -266,12 +266,12 @@ def label(
         if works:
             dataset = (
                 ray.data.from_items(works, override_num_blocks=min(len(works), 8 * cpus))
-                .flat_map(_SpanClips(config))
+                .flat_map(_SpanClips(config), **remote)
                 .map_batches(
                     OnnxPredictor, batch_format="pandas", batch_size=batch_size,
-                    fn_constructor_args=(open(model_path, "rb").read(), model.labels, model.grid_shape,
+                    fn_constructor_args=(storage.read_bytes(model_path), model.labels, model.grid_shape,
                                          max(1, cpus // actors)),
-                    compute=ActorPoolStrategy(size=actors), num_cpus=1,
+                    compute=ActorPoolStrategy(size=actors), num_cpus=1, **remote,
                 )
             )
             arrived: dict[str, list[pd.DataFrame]] = defaultdict(list)
@@ -336,7 +336,7 @@ def write_manifests(manifests_dir: str, store: PartStore, paths: list[str], reus
     clips_schema = manifest.label_clips_schema(store.model.labels)
     for frame, schema, name in ((files, files_schema, manifest.FILES_NAME), (clips, clips_schema, manifest.CLIPS_NAME)):
         records = frame[schema.names].astype(object).where(frame[schema.names].notna(), None).to_dict("records")
-        manifest.write_atomic(manifest.table(records, schema), os.path.join(manifests_dir, name))
+        manifest.write_atomic(manifest.table(records, schema), storage.join(manifests_dir, name))
     counts = files.status.value_counts().to_dict()
     counts.update({f"language:{k}": v for k, v in files.language.value_counts().to_dict().items()})
     return LabelSummary(manifests=manifests_dir, files=len(files), labelled_now=0, reused=0, counts=counts)
@@ -348,10 +348,8 @@ def record_run(manifests_dir: str, input_root: str, model_path: str, threshold: 
 
     from langsort.sort import RUN_FILE
 
-    path = os.path.join(manifests_dir, RUN_FILE)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(dict(input_root=os.path.abspath(input_root), model=os.path.abspath(model_path),
-                       threshold=threshold), f, indent=2)
-    os.replace(tmp, path)
+    def absolute(path: str) -> str:
+        return path if storage.is_remote(path) else os.path.abspath(path)
+
+    run = dict(input_root=absolute(input_root), model=absolute(model_path), threshold=threshold)
+    storage.write_bytes_atomic(storage.join(manifests_dir, RUN_FILE), json.dumps(run, indent=2).encode())

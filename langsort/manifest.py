@@ -18,6 +18,8 @@ import uuid
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from langsort import storage
+
 STATUS_OK = "ok"
 STATUS_UNKNOWN = "unknown"
 STATUS_ERROR = "error"
@@ -94,18 +96,16 @@ def table(rows: list[dict], schema: pa.Schema) -> pa.Table:
 
 
 def write_atomic(tbl: pa.Table, path: str) -> None:
-    """Write Parquet so that `path` is either the old file or the complete new one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
-    try:
-        pq.write_table(tbl, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write Parquet so that `path` is either the old file or the complete new one
+    (local or object store, see langsort.storage)."""
+    buffer = pa.BufferOutputStream()
+    pq.write_table(tbl, buffer)
+    storage.write_bytes_atomic(path, buffer.getvalue().to_pybytes())
+
+
+def read(path: str) -> pa.Table:
+    with storage.open_read(path) as f:
+        return pq.read_table(f)
 
 
 class AtomicParquetWriter:

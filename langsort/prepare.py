@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from langsort import __version__, audio, augment, manifest
+from langsort import __version__, audio, augment, manifest, storage
 from langsort.corpus import InputFile, discover, labels_of
 from langsort.features import LogMelStream, SpectrogramParams, clip_grid, grid_to_png
 from langsort.segment import ClipCutter, SegmentParams, speech_mask
@@ -99,8 +99,11 @@ def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
 def probe_file(file: InputFile) -> tuple[audio.AudioInfo | None, str | None]:
     if file.error:
         return None, file.error
-    if os.path.isfile(file.source) and os.path.getsize(file.source) == 0:
-        return None, "empty file (0 bytes)"
+    try:
+        if storage.size(file.source) == 0:
+            return None, "empty file (0 bytes)"
+    except OSError:
+        pass  # the decoder reports why it cannot open it
     try:
         info = audio.probe(file.source)
     except audio.AudioError as exc:

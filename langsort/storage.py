@@ -1,0 +1,129 @@
+"""Where files live: local paths or object-store URIs (s3://, gs://) through pyarrow's
+filesystems, so cluster workers read the archive where it is and write manifests there.
+
+S3 settings come from the usual AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_DEFAULT_REGION, and AWS_ENDPOINT_URL for S3-compatible stores such as MinIO).
+Object stores have no rename: a PUT of a whole object is atomic, which is what the
+manifest writers rely on instead.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import uuid
+
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://")
+BUFFER_WHOLE_BYTES = 256 * 2**20  # remote audio smaller than this is read in one request
+
+
+def is_remote(path: str) -> bool:
+    return str(path).startswith(REMOTE_SCHEMES)
+
+
+def _fs(uri: str):
+    import pyarrow.fs as pafs
+
+    return pafs.FileSystem.from_uri(uri)
+
+
+def join(base: str, *parts: str) -> str:
+    if is_remote(base):
+        return "/".join([base.rstrip("/"), *[p.strip("/") for p in parts]])
+    return os.path.join(base, *parts)
+
+
+def exists(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.exists(path)
+    import pyarrow.fs as pafs
+
+    fs, inner = _fs(path)
+    return fs.get_file_info(inner).type != pafs.FileType.NotFound
+
+
+def is_dir(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.isdir(path)
+    import pyarrow.fs as pafs
+
+    fs, inner = _fs(path)
+    if fs.get_file_info(inner).type == pafs.FileType.Directory:
+        return True
+    return bool(fs.get_file_info(pafs.FileSelector(inner, recursive=False, allow_not_found=True)))
+
+
+def list_files(root: str) -> list[str]:
+    """Relative POSIX paths of every object under a remote root."""
+    import pyarrow.fs as pafs
+
+    fs, inner = _fs(root)
+    inner = inner.rstrip("/")
+    infos = fs.get_file_info(pafs.FileSelector(inner, recursive=True, allow_not_found=True))
+    return sorted(i.path[len(inner) + 1 :] for i in infos if i.type == pafs.FileType.File)
+
+
+def size(path: str) -> int:
+    if not is_remote(path):
+        return os.path.getsize(path)
+    fs, inner = _fs(path)
+    return fs.get_file_info(inner).size
+
+
+def open_read(path: str):
+    """A seekable binary file object."""
+    if not is_remote(path):
+        return open(path, "rb")
+    fs, inner = _fs(path)
+    handle = fs.open_input_file(inner)
+    if handle.size() <= BUFFER_WHOLE_BYTES:
+        with handle:
+            return io.BytesIO(handle.read())
+    return handle
+
+
+def read_bytes(path: str) -> bytes:
+    with open_read(path) as f:
+        return f.read()
+
+
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Local: temporary file, fsync, rename. Remote: one PUT (atomic on object stores)."""
+    if is_remote(path):
+        fs, inner = _fs(path)
+        with fs.open_output_stream(inner) as f:
+            f.write(data)
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def glob_names(directory: str, prefix: str, suffix: str) -> list[str]:
+    """Full paths of files directly in `directory` named prefix*suffix, sorted."""
+    if is_remote(directory):
+        names = [n for n in list_files(directory) if "/" not in n]
+    else:
+        names = os.listdir(directory) if os.path.isdir(directory) else []
+    return sorted(join(directory, n) for n in names if n.startswith(prefix) and n.endswith(suffix))
+
+
+CREDENTIAL_PREFIXES = ("AWS_", "GOOGLE_", "GCS_")
+
+
+def ray_options(*paths: str) -> dict:
+    """Ray task options that hand the driver's object-store settings (AWS_*, GOOGLE_*) to
+    the workers when any path is remote; workers started earlier do not have them."""
+    if not any(is_remote(str(p)) for p in paths):
+        return {}
+    env = {k: v for k, v in os.environ.items() if k.startswith(CREDENTIAL_PREFIXES)}
+    return {"runtime_env": {"env_vars": env}} if env else {}
