@@ -39,7 +39,8 @@ def main() -> None:
     parser.add_argument("--unseen-per-language", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--augment", type=int, default=2)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--image-size", type=int, default=None, help="default: the training default")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the training default")
     parser.add_argument("--keep-corpus", action="store_true", help="reuse the corpus of an earlier run")
     args = parser.parse_args()
 
@@ -63,7 +64,8 @@ def main() -> None:
     with Stopwatch() as preparing:
         prepare(corpus, os.path.join(base, "prepared"), PrepareConfig(augment=args.augment), progress=False)
         prepare(unseen, os.path.join(base, "prepared_unseen"), PrepareConfig(), progress=False)
-    options = TrainOptions(weights="none", epochs=args.epochs, image_size=args.image_size)
+    options = TrainOptions(weights="none", epochs=args.epochs, image_size=args.image_size,
+                           batch_size=args.batch_size or TrainOptions.batch_size)
     with Stopwatch() as training:
         result = fit(os.path.join(base, "prepared"), os.path.join(base, "model"), options, progress=True)
     unseen_metrics = evaluate_prepared(os.path.join(base, "model"), os.path.join(base, "prepared_unseen"))
@@ -72,7 +74,8 @@ def main() -> None:
 
     history = result.metrics["history"]
     print(f"accuracy: corpus {args.per_language}/language (20-90 s, voices {','.join(SEEN_VOICES)}), "
-          f"augment {args.augment}, image {args.image_size}, {len(history)} epochs run of {args.epochs}")
+          f"augment {args.augment}, image {args.image_size or 'default'}, batch {options.batch_size}, "
+          f"{len(history)} epochs run of {args.epochs}")
     print("accuracy " + figures("grouped test split", result.metrics["test"]))
     print("accuracy " + figures(f"unseen voices ({','.join(UNSEEN_VOICES)})", unseen_metrics))
     print(f"accuracy wall: prepare {preparing.seconds / 60:.1f} min, train {training.seconds / 60:.1f} min "

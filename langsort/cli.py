@@ -39,10 +39,10 @@ def user_errors(command):
             return command(*args, **kwargs)
         except USER_ERRORS as exc:
             console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(2)
+            raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("interrupted: finished work is kept; run the same command again to continue")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     return wrapper
 
@@ -126,8 +126,11 @@ def train(
 ):
     """Fit the backbone on the prepared spectrograms with Ray Train (split by recording)."""
     from langsort.runtime import init_ray
+    from langsort.train.backbones import check_backbone, check_weights
     from langsort.train.loop import TrainOptions, fit
 
+    check_backbone(backbone)
+    check_weights(weights)
     options = TrainOptions(backbone=backbone, weights=weights, epochs=epochs, batch_size=batch_size,
                            image_size=image_size, workers=workers, learning_rate=learning_rate, seed=seed)
     _check_prepared(prepared)
@@ -153,6 +156,7 @@ def export(
     model_dir: Path = typer.Argument(..., help="MODEL_DIR written by `langsort train`."),
     out: Optional[Path] = typer.Option(None, "--out", help="ONNX file to write; default MODEL_DIR/model.onnx."),
     quantize: Optional[str] = typer.Option(None, help="int8: also write a static-QDQ int8 copy (FILE.int8.onnx)."),
+    register: Optional[str] = typer.Option(None, help="Also add the model to the registry (models/NAME/)."),
 ):
     """Export to ONNX with labels and spectrogram parameters inside, checked against the trained model."""
     from langsort import export as stage
@@ -165,13 +169,38 @@ def export(
     if result.quantized_path:
         typer.echo(f"int8: {result.quantized_path}, agrees with float32 on {result.quantized_agreement:.1%} of "
                    f"validation clips (max probability difference {result.quantized_max_difference:.3f})")
+    if register:
+        from langsort.registry import register as add
+
+        typer.echo(f"registered as {register}: {add(result.path, register)}")
+
+
+models_app = typer.Typer(help="The model registry in models/ (or $LANGSORT_MODELS).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+@user_errors
+def models_list():
+    """Every registered model with its card: labels, backbone, metrics, date."""
+    from langsort.registry import list_models, registry_dir
+
+    found = list_models()
+    if not found:
+        typer.echo(f"no models in {registry_dir()}/ (add one with `langsort export MODEL_DIR --register NAME`)")
+    for name, info in found:
+        metrics = info.meta.get("metrics", {})
+        typer.echo(f"{name}: {', '.join(info.labels)} | {info.meta['backbone']} {info.meta['image_size']}px | "
+                   f"test clip acc {metrics.get('clip_accuracy', float('nan')):.3f}, file acc "
+                   f"{metrics.get('file_accuracy', float('nan')):.3f} | trained {info.meta.get('trained_at', '?')} | "
+                   f"sha256 {info.sha256[:12]}")
 
 
 @app.command()
 @user_errors
 def label(
     input: str = typer.Argument(..., help="Folder of audio to label (any tree); a path or s3:// / gs:// URI."),
-    model: str = typer.Option(..., "--model", help="An .onnx file from `langsort export` (path or URI)."),
+    model: str = typer.Option(..., "--model", help="An .onnx file from `langsort export` (path or URI), or a registry name."),
     out: str = typer.Option(..., "--out", help="MANIFESTS folder for files.parquet and clips.parquet (path or URI)."),
     threshold: float = typer.Option(0.6, min=0.0, max=1.0, help="Below this confidence a file is unknown."),
     batch_size: int = typer.Option(32, min=1, help="Clips per ONNX Runtime call."),
@@ -180,8 +209,10 @@ def label(
 ):
     """Label every file and clip with ONNX Runtime on Ray Data; resumable, idempotent."""
     from langsort import label as stage
+    from langsort.registry import resolve
     from langsort.runtime import init_ray
 
+    model = resolve(model)
     _check_out_not_inside(input, out)
     stage.read_model_info(model)  # a bad --model is a one-line error before Ray starts
     init_ray(address)

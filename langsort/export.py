@@ -45,14 +45,6 @@ class ModelInfo:
         return tuple(self.meta["grid_shape"])
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def read_model_info(path: str) -> ModelInfo:
     import onnx
 
@@ -127,10 +119,10 @@ def export(model_dir: str, out_path: str | None = None, quantize: str | None = N
     difference = float(np.max(np.abs(got - expected))) if len(sample) else 0.0
     if difference > PARITY_TOLERANCE:
         raise ExportError(f"ONNX output differs from the trained model by {difference:.2e} (> {PARITY_TOLERANCE:g}); not written")
-    _write_atomic(out_path, serialized)
+    storage.write_bytes_atomic(out_path, serialized)
     with open(os.path.join(os.path.dirname(os.path.abspath(out_path)), "MODEL_CARD.md"), "w") as f:
         f.write(model_card(meta))
-    result = ExportResult(path=out_path, sha256=sha256_of(out_path), max_difference=difference)
+    result = ExportResult(path=out_path, sha256=hashlib.sha256(serialized).hexdigest(), max_difference=difference)
     if quantize:
         _quantize(result, sample, got)
     return result
@@ -175,14 +167,6 @@ def _run_onnx(serialized: bytes, grids: np.ndarray) -> np.ndarray:
 
     session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
     return session.run(None, {session.get_inputs()[0].name: grids})[0]
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 def _now() -> str:

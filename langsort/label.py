@@ -12,7 +12,6 @@ same input and model gives identical files and a killed run loses only uncommitt
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 import uuid
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from langsort import aggregate, audio, manifest, storage
 from langsort.corpus import InputFile, discover
@@ -92,11 +90,7 @@ def probe_and_hash(file: InputFile) -> Probe:
     digest = None
     if not file.error:
         try:
-            sha = hashlib.sha256()
-            with storage.open_read(file.source) as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    sha.update(block)
-            digest = sha.hexdigest()
+            digest = storage.sha256_of(file.source)
         except OSError as exc:
             error = error or f"cannot read: {exc.strerror or exc}"
     return Probe(file, digest, info, error)

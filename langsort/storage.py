@@ -9,6 +9,7 @@ manifest writers rely on instead.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import uuid
@@ -80,6 +81,15 @@ def open_read(path: str):
         with handle:
             return io.BytesIO(handle.read())
     return handle
+
+
+def sha256_of(path: str) -> str:
+    """Content identity of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open_read(path) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_bytes(path: str) -> bytes:

@@ -60,3 +60,14 @@ def test_files_that_are_not_langsort_onnx_models_are_refused(tmp_path):
         read_model_info(str(bare))
     with pytest.raises(ModelFileError, match="not found"):
         read_model_info(str(tmp_path / "missing.onnx"))
+
+
+def test_registry_registers_lists_and_resolves_by_name(exported, tmp_path, monkeypatch):
+    from langsort import registry
+
+    monkeypatch.setenv("LANGSORT_MODELS", str(tmp_path / "models"))
+    path = registry.register(exported.path, "es-maya")
+    assert (tmp_path / "models" / "es-maya" / "MODEL_CARD.md").read_text().startswith("# langsort model")
+    assert [(name, info.labels) for name, info in registry.list_models()] == [("es-maya", ["maya", "spanish"])]
+    assert registry.resolve("es-maya") == path
+    assert registry.resolve("unknown-name") == "unknown-name"
