@@ -37,7 +37,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-language", type=int, default=36)
     parser.add_argument("--unseen-per-language", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--augment", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=None, help="default: the training default")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the training default")

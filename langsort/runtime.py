@@ -9,9 +9,13 @@ import os
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     import ray
+    import ray.data
 
     if ray.is_initialized():
         return
+    # langsort draws its own progress; Ray Data's per-operator lines would drown it
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    ray.data.DataContext.get_current().enable_progress_bars = False
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs = dict(logging_level=logging.WARNING, configure_logging=True)
     if address:

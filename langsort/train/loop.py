@@ -41,8 +41,8 @@ HISTORY = "history.json"
 class TrainOptions:
     backbone: str = "mobilenet_v2"
     weights: str = "none"  # imagenet | none | PATH
-    epochs: int = 8
-    batch_size: int = 32
+    epochs: int = 12
+    batch_size: int = 16
     image_size: int | None = None  # default: the prepared grid's time columns
     workers: int | None = None  # default: one per two CPUs of the cluster
     learning_rate: float = 1e-3
