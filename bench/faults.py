@@ -78,8 +78,9 @@ def main() -> None:
     ref_files, ref_clips = manifests(os.path.join(base, "reference"))
 
     out = os.path.join(base, "killed")
-    survived, half_written = 0, 0
-    for _ in range(args.kills):
+    survived, half_written, attempts = 0, 0, 0
+    while survived < args.kills and attempts < 3 * args.kills:  # runs that finish before the kill do not count
+        attempts += 1
         code, err = run(["label", archive, "--model", model, "--out", out], kill_after=float(rng.uniform(1.0, reference_s)))
         crashes += int(code not in (None, 0))
         survived += int(code is None)
@@ -97,24 +98,31 @@ def main() -> None:
     duplicates = int(files.path.duplicated().sum() + clips.duplicated(key).sum())
     identical = files.equals(ref_files) and clips.equals(ref_clips)
 
-    # sort --mode move, killed at random points: every file exactly once, same bytes
-    moving = os.path.join(base, "moving")
+    # sort --mode move, killed at random points: every file exactly once, same bytes.
+    # Each trial starts from a fresh copy of the archive, is killed, then run to the end.
+    moving, dest = os.path.join(base, "moving"), os.path.join(base, "sorted")
+    moving_manifests = os.path.join(base, "moving_manifests")
     shutil.copytree(archive, moving)
     sums = checksums(moving)
-    subprocess.run(LANGSORT + ["label", moving, "--model", model, "--out", os.path.join(base, "moving_manifests"),
-                               "--quiet"], check=True, capture_output=True)
-    dest = os.path.join(base, "sorted")
-    move_kills = 0
+    subprocess.run(LANGSORT + ["label", moving, "--model", model, "--out", moving_manifests, "--quiet"],
+                   check=True, capture_output=True)
+    sort_args = ["sort", moving_manifests, "--dest", dest, "--mode", "move"]
+    started = time.perf_counter()
+    run(sort_args)
+    move_s = time.perf_counter() - started
+    move_kills, moved_lost, moved_duplicates = 0, 0, 0
     for _ in range(args.kills):
-        code, _ = run(["sort", os.path.join(base, "moving_manifests"), "--dest", dest, "--mode", "move"],
-                      kill_after=float(rng.uniform(0.3, 3.0)))
+        shutil.rmtree(moving)
+        shutil.rmtree(dest)
+        shutil.copytree(archive, moving)
+        code, _ = run(sort_args, kill_after=float(rng.uniform(0.2, move_s)))
         move_kills += int(code is None)
         crashes += int(code not in (None, 0))
-    code, _ = run(["sort", os.path.join(base, "moving_manifests"), "--dest", dest, "--mode", "move"])
-    crashes += int(code != 0)
-    after = checksums(moving) + checksums(dest)
-    moved_lost = len(set(sums) - set(after))
-    moved_duplicates = len(after) - len(set(after)) - (len(sums) - len(set(sums)))
+        code, _ = run(sort_args)
+        crashes += int(code != 0)
+        after = checksums(moving) + checksums(dest)
+        moved_lost += len(set(sums) - set(after))
+        moved_duplicates += len(after) - len(sums)
 
     print(f"faults: inputs {inputs}, crashes {crashes}, rows lost {lost}, duplicates {duplicates}, "
           f"kills survived {survived} (label) + {move_kills} (sort --mode move); half-written manifests "
