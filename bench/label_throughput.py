@@ -6,7 +6,7 @@ spectrogram drawn with librosa.display.specshow and saved as PNG -> PNG loaded a
 Keras MobileNetV2 + Dense head predict. Both use an untrained MobileNetV2 at 224 (speed
 does not depend on the weights).
 
-    python bench/label_throughput.py [--files 40] [--seed-clips 40]
+    python bench/label_throughput.py [--files 40] [--seed-clips 40] [--mix archive|wav16k] [--memory]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import psutil
 from common import Stopwatch, out_dir, shared_texts
+from prepare_throughput import MIXES
 
 from langsort import synth
 from langsort.export import export
@@ -52,13 +53,13 @@ def untrained_model(model_dir: str, image_size: int = 224) -> str:
     return export(model_dir).path
 
 
-def build_archive(root: str, files: int, seconds: float, seed: int = 0) -> float:
-    """`files` recordings (unique bytes each), in the archive format mix."""
+def build_archive(root: str, files: int, seconds: float, seed: int = 0, mix: list = synth.FORMAT_MIX) -> float:
+    """`files` recordings (unique bytes each), in the given format mix."""
     rng = np.random.default_rng(seed)
     texts = shared_texts() or {}
     base = [synth.recording(lang, seconds, rng, lines=texts.get(lang)) for lang in synth.LANGUAGES for _ in range(5)]
     for i in range(files):
-        fmt = synth.FORMAT_MIX[i % len(synth.FORMAT_MIX)]
+        fmt = mix[i % len(mix)]
         samples = base[i % len(base)] + rng.normal(0, 1e-4, len(base[i % len(base)])).astype(np.float32)
         synth.write(os.path.join(root, f"{i // 100:02d}", f"{i:04d}.{fmt.ext}"), samples, synth.ESPEAK_RATE,
                     fmt.rate, fmt.channels)
@@ -129,13 +130,14 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed-clips", type=int, default=40)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="archive")
     parser.add_argument("--memory", action="store_true", help="also peak memory for 100 vs 1000 short files")
     args = parser.parse_args()
     base = out_dir("label_throughput")
     shutil.rmtree(base, ignore_errors=True)
     model = untrained_model(os.path.join(base, "model"))
     archive = os.path.join(base, "archive")
-    audio_s = build_archive(archive, args.files, args.seconds)
+    audio_s = build_archive(archive, args.files, args.seconds, mix=MIXES[args.mix])
 
     init_ray()
     with Stopwatch() as run:
@@ -143,9 +145,9 @@ def main() -> None:
     clips = pd.read_parquet(os.path.join(base, "manifests", "clips.parquet"))
     langsort_speed = audio_s / run.seconds
     seed_speed = seed_method(archive, clips, args.seed_clips)
-    print(f"label_throughput: langsort {langsort_speed:.0f}x real time ({audio_s / 3600:.2f} h, {summary.files} files, "
+    print(f"label_throughput[{args.mix}]: langsort {langsort_speed:.0f}x real time ({audio_s / 3600:.2f} h, {summary.files} files, "
           f"{len(clips)} clips, {run.seconds:.1f} s on {os.cpu_count()} cores, MobileNetV2 224, ONNX Runtime fp32)")
-    print(f"label_throughput: seed notebook {seed_speed:.1f}x real time ({args.seed_clips} of the same clips); "
+    print(f"label_throughput[{args.mix}]: seed notebook {seed_speed:.1f}x real time ({args.seed_clips} of the same clips); "
           f"langsort / seed = {langsort_speed / seed_speed:.1f}x")
 
     if args.memory:

@@ -28,6 +28,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def node_ports() -> list[str]:
+    """Fresh ports for one node's agents: the defaults (52365, ...) may be taken by another
+    Ray on the machine (this test session's own), and a node whose agent cannot bind
+    never accepts jobs ("No available agent")."""
+    names = ("--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--metrics-export-port",
+             "--runtime-env-agent-port", "--node-manager-port", "--object-manager-port")
+    return [part for name in names for part in (name, str(free_port()))]
+
+
 def stop_cluster(temp_dir: str) -> None:
     for proc in psutil.process_iter(["cmdline"]):
         try:
@@ -47,10 +56,11 @@ def cluster():
               "--disable-usage-stats"]
     try:
         subprocess.run([ray, "start", "--head", "--port", str(port), "--dashboard-host", "127.0.0.1",
-                        "--dashboard-port", str(dashboard), *common], check=True, env=env, capture_output=True)
-        env["RAY_AUTH_MODE"] = "token"
-        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common], check=True, env=env,
+                        "--dashboard-port", str(dashboard), *common, *node_ports()], check=True, env=env,
                        capture_output=True)
+        env["RAY_AUTH_MODE"] = "token"
+        subprocess.run([ray, "start", "--address", f"127.0.0.1:{port}", *common, *node_ports()], check=True,
+                       env=env, capture_output=True)
         yield dict(env=env, gcs=f"127.0.0.1:{port}", dashboard=f"http://127.0.0.1:{dashboard}")
     finally:
         stop_cluster(temp_dir)
@@ -68,12 +78,15 @@ def test_label_job_submitted_to_a_two_node_cluster(cluster, trained_small, small
         status = subprocess.run([os.path.join(BIN, "ray"), "status", "--address", cluster["gcs"]], env=env,
                                 capture_output=True, text=True, timeout=60)
     out = tmp_path / "manifests"
-    job = subprocess.run(
-        [os.path.join(BIN, "ray"), "job", "submit", "--address", cluster["dashboard"], "--",
-         sys.executable, os.path.join(ROOT, "jobs", "label.py"), str(small_corpus), "--model", model,
-         "--out", str(out), "--quiet"],
-        env=env, capture_output=True, text=True, timeout=600,
-    )
+    submit = [os.path.join(BIN, "ray"), "job", "submit", "--address", cluster["dashboard"], "--",
+              sys.executable, os.path.join(ROOT, "jobs", "label.py"), str(small_corpus), "--model", model,
+              "--out", str(out), "--quiet"]
+    deadline = time.time() + 120
+    while True:  # the head's job agent comes up a little after `ray start` returns
+        job = subprocess.run(submit, env=env, capture_output=True, text=True, timeout=600)
+        if "No available agent" not in job.stdout + job.stderr or time.time() > deadline:
+            break
+        time.sleep(3)
     assert job.returncode == 0, job.stdout[-3000:] + job.stderr[-3000:]
     assert "succeeded" in job.stdout
     files = pd.read_parquet(out / "files.parquet")
