@@ -260,14 +260,12 @@ def label(
         if works:
             dataset = (
                 ray.data.from_items(works, override_num_blocks=min(len(works), 8 * cpus))
-                # half a CPU each: decoding and inference take turns on the cores instead of
-                # one of them idling while the other is the bottleneck
-                .flat_map(_SpanClips(config), num_cpus=0.5, **remote)
+                .flat_map(_SpanClips(config), **remote)
                 .map_batches(
                     OnnxPredictor, batch_format="pandas", batch_size=batch_size,
                     fn_constructor_args=(storage.read_bytes(model_path), model.labels, model.grid_shape,
                                          max(1, cpus // actors)),
-                    compute=ActorPoolStrategy(size=actors), num_cpus=0.5, **remote,
+                    compute=ActorPoolStrategy(size=actors), num_cpus=1, **remote,
                 )
             )
             arrived: dict[str, list[pd.DataFrame]] = defaultdict(list)

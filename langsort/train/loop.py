@@ -85,7 +85,7 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
 
     cpus = cluster_cpus()
     workers = options.workers or max(1, cpus // 2)
-    source = ray.data.read_parquet(clips_path, columns=["path", "label", "augment", "grid"])
+    source = ray.data.read_parquet(clips_path).select_columns(["path", "label", "augment", "grid"])
     datasets = {
         side: source.map_batches(train_data.SideFilter(split, side, labels, spec.grid_shape), batch_format="pandas").materialize()
         for side in (train_data.TRAIN, train_data.VALIDATION)
