@@ -90,7 +90,7 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
 
 
 # small images and many short epochs: a from-scratch model that learns in a few minutes on 2 cores
-DEMO_SETTINGS = RunSettings(weights="none", epochs=20, image_size=96, batch_size=16, augment=2)
+DEMO_SETTINGS = RunSettings(weights="none", epochs=14, image_size=96, batch_size=8, augment=2)
 
 
 def make_demo_corpus(root: str, seed: int = 0, per_language: int = 16) -> tuple[str, str]:

@@ -46,7 +46,7 @@ class TrainOptions:
     image_size: int | None = None  # default: the prepared grid's time columns
     workers: int | None = None  # default: one per two CPUs of the cluster
     learning_rate: float = 1e-3
-    patience: int = 3  # epochs without validation improvement before stopping
+    patience: int = 3  # epochs without validation improvement before stopping (second half only)
     seed: int = 0
 
 
@@ -186,7 +186,9 @@ def _worker_loop(config: dict) -> None:
             best_loss, best_weights, stale = row["val_loss"], model.get_weights(), 0
         else:
             stale += 1
-        last = epoch == config["epochs"] - 1 or stale >= config["patience"]
+        # no early stop in the first half: from scratch, validation loss is noise for a few epochs
+        settled = epoch + 1 >= config["epochs"] // 2
+        last = epoch == config["epochs"] - 1 or (settled and stale >= config["patience"])
         if rank == 0 and config["progress"]:
             print(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.3f} acc {row['accuracy']:.3f} | "
                   f"val_loss {row['val_loss']:.3f} val_acc {row['val_accuracy']:.3f}{' *' if improved else ''}",
