@@ -191,9 +191,11 @@ def prepare(
     probe_remote = ray.remote(num_cpus=1)(_probe_batch)
     prepare_remote = ray.remote(num_cpus=1)(_prepare_batch)
 
+    batches = _chunks(files, 32)
+    refs = [probe_remote.remote(batch) for batch in batches]  # all submitted before the first get
     probes: dict[str, tuple] = {}
-    for batch, refs in zip(_chunks(files, 32), [probe_remote.remote(b) for b in _chunks(files, 32)]):
-        for file, probed in zip(batch, ray.get(refs)):
+    for batch, ref in zip(batches, refs):
+        for file, probed in zip(batch, ray.get(ref)):
             probes[file.path] = probed
 
     works = [w for f in files if probes[f.path][0] for w in plan_spans(f, probes[f.path][0], config)]
