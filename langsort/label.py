@@ -108,7 +108,7 @@ def file_row(probe: Probe, clips: pd.DataFrame, spans: list[dict], model: ModelI
         return dict(row, status=manifest.STATUS_ERROR, error=probe.error or span_errors[0], n_clips=0)
     if len(clips) == 0:
         longest = max((s["longest_dropped_s"] for s in spans), default=0.0)
-        reason = no_clip_reason(probe.info, [_Dropped(longest)], segment)
+        reason = no_clip_reason(probe.info, longest, segment)
         return dict(row, status=manifest.STATUS_UNKNOWN, error=reason)
     probs = aggregate.file_probabilities(clips[[manifest.prob_column(label) for label in labels]].to_numpy(),
                                          (clips.end_s - clips.start_s).to_numpy())
@@ -118,12 +118,6 @@ def file_row(probe: Probe, clips: pd.DataFrame, spans: list[dict], model: ModelI
         return dict(row, status=manifest.STATUS_UNKNOWN,
                     error=f"not confident: {confidence:.2f} is below the threshold {threshold:g}")
     return dict(row, status=manifest.STATUS_OK, language=language)
-
-
-@dataclass
-class _Dropped:  # the shape no_clip_reason reads
-    longest_dropped_s: float
-    copy: int = 0
 
 
 def clip_rows(path: str, clips: pd.DataFrame, model: ModelInfo) -> list[dict]:

@@ -144,15 +144,16 @@ def assemble(
         return {**row, "status": manifest.STATUS_ERROR, "n_clips": n_clips, "error": error}, []
     if n_clips == 0:
         return {**row, "status": manifest.STATUS_UNKNOWN, "n_clips": 0,
-                "error": no_clip_reason(info, results, config.segment)}, []
+                "error": no_clip_reason(info, max((r.longest_dropped_s for r in results if r.copy == 0), default=0.0),
+                                        config.segment)}, []
     return {**row, "status": manifest.STATUS_OK, "n_clips": n_clips, "error": None}, clip_rows
 
 
-def no_clip_reason(info: audio.AudioInfo, results: list[SpanResult], segment: SegmentParams) -> str:
-    minimum = segment.min_seconds
+def no_clip_reason(info: audio.AudioInfo, longest_dropped_s: float, segment: SegmentParams) -> str:
+    """Why a readable file gave no clip: too short, speech too short, or no speech."""
+    minimum, longest = segment.min_seconds, longest_dropped_s
     if info.duration_s < minimum:
         return f"too short: {info.duration_s:.1f} s is below the {minimum:g} s minimum clip"
-    longest = max((r.longest_dropped_s for r in results if r.copy == 0), default=0.0)
     if longest > 0:
         return f"too short: longest stretch of speech is {longest:.1f} s, below the {minimum:g} s minimum clip"
     return "no speech found (silence or steady noise)"
