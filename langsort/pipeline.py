@@ -26,6 +26,7 @@ class RunSettings:
     backbone: str = "mobilenet_v2"
     weights: str = "imagenet"
     epochs: int = 12
+    patience: int = 3
     image_size: int = 224
     batch_size: int = 16
     augment: int = 2
@@ -76,6 +77,7 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
     stage("prepare", os.path.isfile(os.path.join(paths["prepared"], prepare_stage.PREPARED_META)),
           lambda: prepare_stage.prepare(labelled, paths["prepared"], config, progress=progress))
     options = loop.TrainOptions(backbone=settings.backbone, weights=settings.weights, epochs=settings.epochs,
+                                patience=settings.patience,
                                 image_size=settings.image_size, batch_size=settings.batch_size, seed=settings.seed)
     stage("train", os.path.isfile(os.path.join(paths["model"], loop.MODEL_JSON)),
           lambda: loop.fit(paths["prepared"], paths["model"], options, progress=progress))
@@ -90,10 +92,11 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
 
 
 # small images and many short epochs: a from-scratch model that learns in a few minutes on 2 cores
-DEMO_SETTINGS = RunSettings(weights="none", epochs=14, image_size=96, batch_size=8, augment=2)
+# (its 20-odd validation clips make validation loss noisy, hence the patience)
+DEMO_SETTINGS = RunSettings(weights="none", epochs=22, patience=6, image_size=96, batch_size=16, augment=2)
 
 
-def make_demo_corpus(root: str, seed: int = 0, per_language: int = 16) -> tuple[str, str]:
+def make_demo_corpus(root: str, seed: int = 0, per_language: int = 24) -> tuple[str, str]:
     """root/labelled/<language>/..., root/unsorted/... (+ a file that is not audio) and
     root/truth.csv. Speech is synthesized from generated pseudo-text, nothing committed."""
     labelled, unsorted = os.path.join(root, "labelled"), os.path.join(root, "unsorted")
