@@ -33,6 +33,23 @@ def figures(name: str, metrics: dict) -> str:
             f"{file['accuracy']:.3f} ({file['n']} files), macro-F1 {clip['macro_f1']:.3f}")
 
 
+def make_corpora(base: str, per_language: int, unseen_per_language: int, keep: bool) -> tuple[str, str]:
+    """The training corpus (seen voices) and the unseen-voices corpus, from disjoint sentences."""
+    corpus, unseen = os.path.join(base, "corpus"), os.path.join(base, "unseen")
+    texts = shared_texts()
+    if texts is None:
+        raise SystemExit("../shared/corpus-text not found beside the repository")
+    cut = {language: int(len(lines) * 0.75) for language, lines in texts.items()}
+    train_text = {language: lines[: cut[language]] for language, lines in texts.items()}
+    held_out_text = {language: lines[cut[language]:] for language, lines in texts.items()}
+    if not (keep and os.path.isdir(corpus)):
+        shutil.rmtree(base, ignore_errors=True)
+        synth.labelled_corpus(corpus, per_language, (20, 90), seed=1, variants=SEEN_VOICES, texts=train_text)
+        synth.labelled_corpus(unseen, unseen_per_language, (20, 90), seed=2, variants=UNSEEN_VOICES,
+                              texts=held_out_text)
+    return corpus, unseen
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-language", type=int, default=36)
@@ -45,18 +62,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = out_dir("accuracy")
-    corpus, unseen = os.path.join(base, "corpus"), os.path.join(base, "unseen")
-    texts = shared_texts()
-    if texts is None:
-        raise SystemExit("../shared/corpus-text not found beside the repository")
-    cut = {language: int(len(lines) * 0.75) for language, lines in texts.items()}
-    train_text = {language: lines[: cut[language]] for language, lines in texts.items()}
-    held_out_text = {language: lines[cut[language]:] for language, lines in texts.items()}
-    if not (args.keep_corpus and os.path.isdir(corpus)):
-        shutil.rmtree(base, ignore_errors=True)
-        synth.labelled_corpus(corpus, args.per_language, (20, 90), seed=1, variants=SEEN_VOICES, texts=train_text)
-        synth.labelled_corpus(unseen, args.unseen_per_language, (20, 90), seed=2, variants=UNSEEN_VOICES,
-                              texts=held_out_text)
+    corpus, unseen = make_corpora(base, args.per_language, args.unseen_per_language, args.keep_corpus)
     for name in ("prepared", "prepared_unseen", "model"):
         shutil.rmtree(os.path.join(base, name), ignore_errors=True)
 

@@ -175,6 +175,46 @@ def export(
         typer.echo(f"registered as {register}: {add(result.path, register)}")
 
 
+@app.command()
+@user_errors
+def compare(
+    prepared: Path = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree."),
+    out: Path = typer.Option(..., "--out", help="Folder for the trials, comparison.json/.png/.html."),
+    backbones: str = typer.Option("mobilenet_v2,resnet50,resnet152", help="Comma-separated backbones."),
+    image_sizes: str = typer.Option("", help="Comma-separated image sides; default the prepared grid width."),
+    learning_rates: str = typer.Option("0.001", help="Comma-separated learning rates."),
+    weights: str = typer.Option("imagenet", help="imagenet, none or a local weights file (every trial)."),
+    epochs: int = typer.Option(12, min=1),
+    batch_size: int = typer.Option(16, min=1),
+    seed: int = typer.Option(0, help="Seed of the split and the training; the same for every trial."),
+    concurrent: Optional[int] = typer.Option(None, min=1, help="Trials at once; default as many as the CPUs hold."),
+    register: Optional[str] = typer.Option(None, help="Registry name for the best model; default the OUT folder's name."),
+    address: Optional[str] = ADDRESS,
+):
+    """Train one model per backbone (x image size x learning rate) as Ray Tune trials and compare them."""
+    from langsort import compare as stage
+    from langsort.runtime import init_ray
+    from langsort.train.backbones import check_weights
+    from langsort.train.loop import TrainOptions
+
+    def listed(text: str, kind):
+        return [kind(part) for part in text.split(",") if part.strip()]
+
+    try:
+        trials = stage.trial_grid(listed(backbones, str.strip), listed(image_sizes, int) or [None],
+                                  listed(learning_rates, float))
+    except ValueError as exc:
+        raise UserError(f"{exc} (lists are comma-separated)") from None
+    check_weights(weights)
+    _check_prepared(prepared)
+    init_ray(address)
+    result = stage.compare(str(prepared), str(out), trials,
+                           TrainOptions(weights=weights, epochs=epochs, batch_size=batch_size, seed=seed),
+                           concurrent=concurrent, register_as=register or Path(out).resolve().name, echo=typer.echo)
+    typer.echo(stage.render_text(result.rows, result.best))
+    typer.echo(f"registered {result.registered}; report {result.html_path} ({result.seconds / 60:.1f} min)")
+
+
 models_app = typer.Typer(help="The model registry in models/ (or $LANGSORT_MODELS).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 

@@ -83,21 +83,27 @@ def render_text(report: dict) -> str:
     return "\n".join(lines)
 
 
-def render_html(report: dict, title: str) -> str:
+def figure_png(draw, size: tuple[float, float] = (5.5, 3.2), save_to: str | None = None) -> str:
+    """A matplotlib figure drawn by `draw(ax)` as an inline <img> (self-contained HTML),
+    also written to `save_to` when given."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def figure_png(draw) -> str:
-        fig, ax = plt.subplots(figsize=(5.5, 3.2))
-        draw(ax)
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", dpi=90)
-        plt.close(fig)
-        return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
+    fig, ax = plt.subplots(figsize=size)
+    draw(ax)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    if save_to:
+        with open(save_to, "wb") as f:
+            f.write(buffer.getvalue())
+    return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
+
+def render_html(report: dict, title: str) -> str:
     languages = [r["language"] for r in report["per_language"]]
     plots = [
         figure_png(lambda ax: (ax.bar(languages, [r["hours"] for r in report["per_language"]]),

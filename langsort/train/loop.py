@@ -45,6 +45,7 @@ class TrainOptions:
     batch_size: int = 16
     image_size: int | None = None  # default: the prepared grid's time columns
     workers: int | None = None  # default: one per two CPUs of the cluster
+    cpus_per_worker: int | None = None  # CPUs reserved (and threads) per worker; default 1 reserved, CPUs/workers threads
     learning_rate: float = 1e-3
     patience: int = 3  # epochs without validation improvement before stopping (second half only)
     seed: int = 0
@@ -94,14 +95,14 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
         backbone=options.backbone, weights=weights, labels=labels, grid_shape=list(spec.grid_shape),
         image_size=image_size, epochs=options.epochs, batch_size=options.batch_size,
         learning_rate=options.learning_rate, patience=options.patience, seed=options.seed,
-        class_weight=class_weight, threads=max(1, cpus // workers), progress=progress,
+        class_weight=class_weight, threads=options.cpus_per_worker or max(1, cpus // workers), progress=progress,
     )
     os.makedirs(model_dir, exist_ok=True)
     storage = tempfile.mkdtemp(prefix="ray-train-", dir=os.path.abspath(model_dir))
     trainer = TensorflowTrainer(
         _worker_loop,
         train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": 1}),
+        scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": options.cpus_per_worker or 1}),
         run_config=RunConfig(name="langsort-train", storage_path=storage,
                              checkpoint_config=CheckpointConfig(num_to_keep=1)),
         datasets=datasets,
@@ -241,7 +242,7 @@ def finish_model_dir(model_dir: str, model_meta: dict, split: dict[str, str], cl
     metrics = dict(test=evaluation[train_data.TEST], validation=evaluation[train_data.VALIDATION],
                    history=history, recordings={s: sum(v == s for v in split.values())
                                                 for s in (train_data.TRAIN, train_data.VALIDATION, train_data.TEST)})
-    model_meta = {**model_meta, "metrics": summary_line(metrics)}
+    model_meta = {**model_meta, "parameters": int(model.count_params()), "metrics": summary_line(metrics)}
     for name, content in ((MODEL_JSON, model_meta), (METRICS, metrics), (SPLIT, split)):
         with open(os.path.join(model_dir, name), "w") as f:
             json.dump(content, f, indent=2)
