@@ -69,10 +69,11 @@ def span_rows(work: SpanWork, span_index: int, config: PrepareConfig) -> list[di
     """One span -> its clip rows plus one marker row saying how many clips it gave."""
     result = prepare_span(work, config)
     base = dict(path=work.file.path, span_index=span_index)
-    rows = [dict(base, kind="clip", start_s=s, end_s=e, grid=g, error=None, longest_dropped_s=0.0, span_clips=0)
-            for s, e, g in result.clips]
+    rows = [dict(base, kind="clip", start_s=s, end_s=e, grid=g, error=None, longest_dropped_s=0.0, not_speech_clips=0,
+                 span_clips=0) for s, e, g in result.clips]
     rows.append(dict(base, kind="span", start_s=work.start_s, end_s=work.end_s, grid=None, error=result.error,
-                     longest_dropped_s=result.longest_dropped_s, span_clips=len(result.clips)))
+                     longest_dropped_s=result.longest_dropped_s, not_speech_clips=result.not_speech_clips,
+                     span_clips=len(result.clips)))
     return rows
 
 
@@ -108,7 +109,7 @@ def file_row(probe: Probe, clips: pd.DataFrame, spans: list[dict], model: ModelI
         return dict(row, status=manifest.STATUS_ERROR, error=probe.error or span_errors[0], n_clips=0)
     if len(clips) == 0:
         longest = max((s["longest_dropped_s"] for s in spans), default=0.0)
-        reason = no_clip_reason(probe.info, longest, segment)
+        reason = no_clip_reason(probe.info, longest, sum(s["not_speech_clips"] for s in spans), segment)
         return dict(row, status=manifest.STATUS_UNKNOWN, error=reason)
     probs = aggregate.file_probabilities(clips[[manifest.prob_column(label) for label in labels]].to_numpy(),
                                          (clips.end_s - clips.start_s).to_numpy())

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from langsort import __version__, audio, augment, manifest, storage
+from langsort import __version__, audio, augment, manifest, storage, voice
 from langsort.corpus import InputFile, discover, labels_of
 from langsort.features import LogMelStream, SpectrogramParams, clip_grid, grid_to_png
 from langsort.segment import ClipCutter, SegmentParams, speech_mask
@@ -51,6 +51,7 @@ class SpanResult:
     start_s: float
     clips: list[tuple[float, float, bytes]] = field(default_factory=list)  # start_s, end_s, grid
     longest_dropped_s: float = 0.0
+    not_speech_clips: int = 0  # loud clips the voice check rejected (music, noise)
     error: str | None = None
 
 
@@ -68,11 +69,25 @@ def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
     speed = perturbation.speed if perturbation else 1.0
     mel_stream = LogMelStream(spec)
     cutter = ClipCutter(config.segment, spec.frame_rate)
-    held = np.zeros((0, spec.n_mels), np.float32)  # mel frames from `held_start` on
+    # frames (and their samples and energies) from `held_start` on, until no clip can need them
+    held = np.zeros((0, spec.n_mels), np.float32)
+    held_energy = np.zeros(0, np.float32)
+    held_audio = np.zeros(0, np.float32)
     held_start = 0
+    check = config.segment.min_speech_share > 0
+    excerpt_frames = max(1, round(config.segment.vad_excerpt_seconds * spec.frame_rate))
+
+    def sounds_like_speech(first: int, last: int) -> bool:
+        start, end = voice.loudest_excerpt(held_energy[first - held_start : last - held_start], excerpt_frames)
+        offset = (first - held_start) * spec.hop_length
+        excerpt = held_audio[offset + start * spec.hop_length : offset + end * spec.hop_length]
+        return voice.speech_share(excerpt, spec.sample_rate) >= config.segment.min_speech_share
 
     def emit(bounds):
         for first, last in bounds:
+            if check and not sounds_like_speech(first, last):
+                result.not_speech_clips += 1
+                continue
             grid = clip_grid(held[first - held_start : last - held_start], spec)
             to_s = lambda frame: work.start_s + frame / spec.frame_rate * speed  # noqa: E731
             result.clips.append((to_s(first), to_s(last), grid.tobytes()))
@@ -86,9 +101,14 @@ def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
                 block = perturbation.apply(block, spec.sample_rate)
             mel_db, energy_db = mel_stream.push(block)
             held = np.concatenate([held, mel_db])
+            held_energy = np.concatenate([held_energy, energy_db])
+            if check:
+                held_audio = np.concatenate([held_audio, block.astype(np.float32, copy=False)])
             emit(cutter.push(speech_mask(energy_db, config.segment)))
             keep_from = cutter.pending_start
-            held, held_start = held[keep_from - held_start :], keep_from
+            drop = keep_from - held_start
+            held, held_energy, held_start = held[drop:], held_energy[drop:], keep_from
+            held_audio = held_audio[drop * spec.hop_length :]
         emit(cutter.finish())
     except audio.AudioError as exc:
         result.error = str(exc)
@@ -145,15 +165,18 @@ def assemble(
     if n_clips == 0:
         return {**row, "status": manifest.STATUS_UNKNOWN, "n_clips": 0,
                 "error": no_clip_reason(info, max((r.longest_dropped_s for r in results if r.copy == 0), default=0.0),
-                                        config.segment)}, []
+                                        sum(r.not_speech_clips for r in results if r.copy == 0), config.segment)}, []
     return {**row, "status": manifest.STATUS_OK, "n_clips": n_clips, "error": None}, clip_rows
 
 
-def no_clip_reason(info: audio.AudioInfo, longest_dropped_s: float, segment: SegmentParams) -> str:
-    """Why a readable file gave no clip: too short, speech too short, or no speech."""
+def no_clip_reason(info: audio.AudioInfo, longest_dropped_s: float, not_speech_clips: int,
+                   segment: SegmentParams) -> str:
+    """Why a readable file gave no clip: too short, not speech, speech too short, or silence."""
     minimum, longest = segment.min_seconds, longest_dropped_s
     if info.duration_s < minimum:
         return f"too short: {info.duration_s:.1f} s is below the {minimum:g} s minimum clip"
+    if not_speech_clips:
+        return "no speech found: the loud parts are music or other sounds, not speech"
     if longest > 0:
         return f"too short: longest stretch of speech is {longest:.1f} s, below the {minimum:g} s minimum clip"
     return "no speech found (silence or steady noise)"

@@ -8,7 +8,9 @@ Rules (from the method: clips of 3-15 s of spoken language):
   splits it, and leading/trailing silence is never part of a clip; a fragment too short
   to be a clip joins speech within `merge_seconds` instead of being lost;
 - a stretch longer than `max_seconds` is divided into equal parts (all within the limits),
-  a stretch shorter than `min_seconds` is dropped and counted.
+  a stretch shorter than `min_seconds` is dropped and counted;
+- a clip must also sound like speech to a voice-activity model (music is loud too): that
+  check lives in voice.py, its thresholds here.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ class SegmentParams:
     floor_db: float = -55.0  # absolute: quieter frames are silence whatever the recording
     above_noise_db: float = 10.0  # speech stands this far above the block's quiet frames
     below_peak_db: float = 45.0  # ... and no further than this below the block's loudest
+    min_speech_share: float = 0.3  # of the VAD windows in a clip's loudest excerpt; 0 turns the check off
+    vad_excerpt_seconds: float = 1.5  # how much of each clip the VAD scores (see voice.py)
 
     def __post_init__(self):
         if not 0 < self.min_seconds <= self.max_seconds:

@@ -124,6 +124,21 @@ def recording(
     return np.concatenate(parts)[: int(seconds * ESPEAK_RATE)]
 
 
+def music(seconds: float, rng: np.random.Generator, sample_rate: int = ESPEAK_RATE) -> np.ndarray:
+    """Instrumental-like sound without speech: plucked harmonic notes, one after another, as
+    loud and as busy as speech (the case the energy rule alone cannot tell from speech)."""
+    out = np.zeros(int(seconds * sample_rate), np.float32)
+    position = 0
+    while position < len(out):
+        length = min(int(rng.uniform(0.2, 0.6) * sample_rate), len(out) - position)
+        t = np.arange(length) / sample_rate
+        pitch = 110.0 * 2 ** (int(rng.integers(0, 24)) / 12)
+        note = sum(np.sin(2 * np.pi * pitch * k * t) / k for k in range(1, 6)) * np.exp(-3.0 * t)
+        out[position : position + length] = note
+        position += length
+    return (0.3 * out / max(float(np.abs(out).max()), 1e-9)).astype(np.float32)
+
+
 def write(path: str, samples: np.ndarray, sample_rate: int = ESPEAK_RATE, target_rate: int | None = None,
           channels: int = 1) -> str:
     """Write in the format the extension names (wav, flac, mp3, ogg), resampled and with

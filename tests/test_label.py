@@ -92,3 +92,33 @@ def test_a_renamed_file_is_recognised_by_its_content(ray_local, onnx_model, arch
     assert "four.ogg" not in after.index and "renamed.ogg" in after.index
     assert after.loc["renamed.ogg", "confidence"] == before.loc["four.ogg", "confidence"]
     assert summary.labelled_now == 0
+
+
+def test_a_ray_worker_killed_mid_job_does_not_fail_it(ray_local, onnx_model, archive, tmp_path):
+    """SIGKILL the first labelling worker process seen (the ONNX actor or a decode task):
+    Ray restarts it and retries its work, and the manifests equal an undisturbed run's."""
+    import threading
+    import time
+
+    import psutil
+
+    reference = tmp_path / "reference"
+    label(str(archive), onnx_model, str(reference), progress=False)
+    outcome = {}
+    job = threading.Thread(target=lambda: outcome.update(
+        summary=label(str(archive), onnx_model, str(tmp_path / "m"), progress=False)))
+    job.start()
+    killed, deadline = None, time.monotonic() + 120
+    while killed is None and job.is_alive() and time.monotonic() < deadline:
+        for process in psutil.process_iter(["cmdline"]):
+            command = " ".join(process.info["cmdline"] or [])
+            if command.startswith("ray::") and ("OnnxPredictor" in command or "_SpanClips" in command):
+                process.kill()
+                killed = command
+                break
+        time.sleep(0.02)
+    job.join(timeout=300)
+    assert killed, "no labelling worker process was seen to kill"
+    assert "summary" in outcome, "the job failed after a worker was killed"
+    for name in ("files.parquet", "clips.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "m" / name), pd.read_parquet(reference / name))

@@ -8,6 +8,7 @@ import pytest
 from langsort import manifest, synth
 from langsort.corpus import InputFile, discover
 from langsort.prepare import PrepareConfig, SpanWork, assemble, prepare, prepare_span, probe_file
+from langsort.segment import SegmentParams
 
 RATE = synth.ESPEAK_RATE
 
@@ -79,6 +80,25 @@ def test_silence_and_hiss_give_no_clip(tmp_path, kind):
     row, clips = prepare_file(synth.write(str(tmp_path / f"{kind}.wav"), samples.astype(np.float32)))
     assert (row["status"], clips) == ("unknown", [])
     assert "no speech" in row["error"]
+
+
+def test_music_without_speech_gives_no_clip_and_says_it_is_not_speech(tmp_path):
+    samples = synth.music(20.0, np.random.default_rng(3))
+    path = synth.write(str(tmp_path / "jingle.ogg"), samples)
+    assert prepare_span(SpanWork(InputFile(path, "jingle.ogg"), 0.0, 20.0), PrepareConfig(
+        segment=SegmentParams(min_speech_share=0))).clips  # loud enough for the energy rule alone
+    row, clips = prepare_file(path)
+    assert (row["status"], clips) == ("unknown", [])
+    assert "music or other sounds, not speech" in row["error"]
+
+
+def test_speech_followed_by_music_keeps_only_the_speech(tmp_path, speech_cache):
+    rng = np.random.default_rng(4)
+    samples = np.concatenate([speech_cache("spanish", 20.0), np.zeros(RATE * 3, np.float32),
+                              synth.music(20.0, rng)])
+    row, clips = prepare_file(synth.write(str(tmp_path / "radio.wav"), samples))
+    assert row["status"] == "ok" and clips
+    assert all(c["end_s"] <= 21.0 for c in clips), [(c["start_s"], c["end_s"]) for c in clips]
 
 
 def test_perturbed_copies_differ_from_the_original(tmp_path, speech_cache):

@@ -1,0 +1,32 @@
+import numpy as np
+import soxr
+
+from langsort import synth, voice
+
+
+def at_16k(samples):
+    return soxr.resample(samples, synth.ESPEAK_RATE, voice.VAD_RATE)
+
+
+def test_speech_scores_high_and_music_and_hiss_low(speech_cache):
+    rng = np.random.default_rng(0)
+    speech = at_16k(speech_cache("maya", 6.0))[voice.VAD_RATE : voice.VAD_RATE * 5 // 2]  # 1.5 s
+    music = at_16k(synth.music(1.5, rng))
+    hiss = 0.05 * rng.standard_normal(voice.VAD_RATE * 3 // 2).astype(np.float32)
+    assert voice.speech_share(speech, voice.VAD_RATE) >= 0.5
+    assert voice.speech_share(music, voice.VAD_RATE) < 0.2
+    assert voice.speech_share(hiss, voice.VAD_RATE) < 0.2
+
+
+def test_other_rates_are_resampled_and_tiny_excerpts_score_zero(speech_cache):
+    speech = speech_cache("spanish", 4.0)[synth.ESPEAK_RATE : synth.ESPEAK_RATE * 5 // 2]
+    assert voice.speech_share(speech, synth.ESPEAK_RATE) >= 0.5
+    assert voice.speech_share(np.zeros(100, np.float32), voice.VAD_RATE) == 0.0
+
+
+def test_loudest_excerpt_finds_the_loud_part():
+    energy = np.full(500, -60.0)
+    energy[300:360] = -10.0
+    start, end = voice.loudest_excerpt(energy, 50)
+    assert 300 <= start and end <= 360 and end - start == 50
+    assert voice.loudest_excerpt(energy[:30], 50) == (0, 30)
