@@ -79,8 +79,9 @@ def run_trial(config: dict) -> dict:
                       image_size=trial.image_size, learning_rate=trial.learning_rate)
     model_dir = os.path.join(config["out"], TRIALS_DIR, trial.name)
     if not _finished(model_dir):
-        loop.fit(config["prepared"], model_dir, options, progress=False)
+        result = loop.fit(config["prepared"], model_dir, options, progress=False)
         export(model_dir)
+        print(f"trial {trial.name}: trained in {result.seconds / 60:.1f} min, exported", flush=True)
     return {"model_dir": model_dir}
 
 
@@ -147,11 +148,6 @@ def compare(prepared_dir: str, out: str, trials: list[Trial], options: loop.Trai
     echo(f"{len(trials)} trials, {together} at a time, {cpus_per_trial} CPU(s) each: "
          + ", ".join(t.name for t in trials))
 
-    class EchoTrials(tune.Callback):
-        def on_trial_complete(self, iteration, trials, trial, **info):
-            echo(f"trial {trial.config['trial']['backbone']} done ({sum(t.status == 'TERMINATED' for t in trials)}"
-                 f"/{len(trials)})")
-
     base = dict(prepared=os.path.abspath(prepared_dir), out=os.path.abspath(out), options=asdict(options))
     tuner = tune.Tuner(
         # the trial process only drives its fit: it asks for a little memory (Tune needs some
@@ -160,7 +156,7 @@ def compare(prepared_dir: str, out: str, trials: list[Trial], options: loop.Trai
         param_space={**base, "trial": tune.grid_search([asdict(t) for t in trials])},
         tune_config=tune.TuneConfig(max_concurrent_trials=together),
         run_config=tune.RunConfig(name="langsort-compare", storage_path=os.path.join(os.path.abspath(out), "tune"),
-                                  verbose=0, callbacks=[EchoTrials()]),
+                                  verbose=0),
     )
     results = tuner.fit()
     failed = [r for r in results if r.error]
