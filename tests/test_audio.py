@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -59,3 +62,33 @@ def test_long_recordings_are_cut_into_equal_spans():
     assert audio.spans(100.0, 600.0) == [(0.0, 100.0)]
     parts = audio.spans(3600.0, 600.0)
     assert len(parts) == 6 and parts[-1][1] == 3600.0
+
+
+def test_a_file_without_read_permission_is_a_one_line_error(tmp_path, speech_cache):
+    """Checked as an unprivileged user (root reads any file): a forked child drops to
+    uid/gid 65534 and probes the file; the message comes back through a pipe."""
+    path = tmp_path / "locked.wav"
+    synth.write(str(path), speech_cache("maya", 4.0))
+    path.chmod(0o000)
+    for part in (tmp_path, *tmp_path.parents):
+        if part != Path("/"):
+            part.chmod(part.stat().st_mode | 0o005)  # let the other user reach the folder
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (runs in the child)
+        message = "no error"
+        try:
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            audio.probe(str(path))
+        except audio.AudioError as exc:
+            message = str(exc)
+        except BaseException as exc:  # noqa: BLE001 (anything else is reported, not raised in the child)
+            message = f"unexpected {type(exc).__name__}: {exc}"
+        os.write(write_end, message.encode())
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(child, 0)
+    with os.fdopen(read_end) as pipe:
+        assert pipe.read() == "cannot open: Permission denied"
