@@ -21,6 +21,9 @@ console = Console(stderr=True)
 
 ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local Ray.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress display.")
+PREPARED = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree.")
+EPOCHS = typer.Option(12, min=1)
+BATCH_SIZE = typer.Option(16, min=1)
 
 
 class UserError(Exception):
@@ -111,12 +114,12 @@ def _check_out_not_inside(input, out) -> None:
 @app.command()
 @user_errors
 def train(
-    prepared: Path = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree."),
+    prepared: Path = PREPARED,
     out: Path = typer.Option(..., "--out", help="MODEL_DIR for weights, metrics.json, plots."),
     backbone: str = typer.Option("mobilenet_v2", help="mobilenet_v2, resnet50 or resnet152."),
     weights: str = typer.Option("imagenet", help="imagenet (downloads), none (from scratch) or a local weights file."),
-    epochs: int = typer.Option(12, min=1),
-    batch_size: int = typer.Option(16, min=1),
+    epochs: int = EPOCHS,
+    batch_size: int = BATCH_SIZE,
     image_size: Optional[int] = typer.Option(None, help="CNN input side; default: the prepared grid width."),
     workers: Optional[int] = typer.Option(None, min=1, help="Ray Train workers; default one per two CPUs."),
     learning_rate: float = typer.Option(1e-3),
@@ -178,14 +181,14 @@ def export(
 @app.command()
 @user_errors
 def compare(
-    prepared: Path = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree."),
+    prepared: Path = PREPARED,
     out: Path = typer.Option(..., "--out", help="Folder for the trials, comparison.json/.png/.html."),
     backbones: str = typer.Option("mobilenet_v2,resnet50,resnet152", help="Comma-separated backbones."),
     image_sizes: str = typer.Option("", help="Comma-separated image sides; default the prepared grid width."),
     learning_rates: str = typer.Option("0.001", help="Comma-separated learning rates."),
     weights: str = typer.Option("imagenet", help="imagenet, none or a local weights file (every trial)."),
-    epochs: int = typer.Option(12, min=1),
-    batch_size: int = typer.Option(16, min=1),
+    epochs: int = EPOCHS,
+    batch_size: int = BATCH_SIZE,
     seed: int = typer.Option(0, help="Seed of the split and the training; the same for every trial."),
     concurrent: Optional[int] = typer.Option(None, min=1, help="Trials at once; default as many as the CPUs hold."),
     register: Optional[str] = typer.Option(None, help="Registry name for the best model; default the OUT folder's name."),
@@ -314,7 +317,7 @@ def run(
     out: Path = typer.Option(..., "--out", help="Everything goes here: prepared/, model/, manifests/, sorted/."),
     backbone: str = typer.Option("mobilenet_v2"),
     weights: str = typer.Option("imagenet", help="imagenet, none or a local weights file."),
-    epochs: int = typer.Option(12, min=1),
+    epochs: int = EPOCHS,
     image_size: int = typer.Option(224),
     threshold: float = typer.Option(0.6, min=0.0, max=1.0),
     address: Optional[str] = ADDRESS,
