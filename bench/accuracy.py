@@ -5,7 +5,7 @@ voice variants, speeds and pitches, recordings of 20-90 s. Two test sets:
 - the grouped test split of the training corpus (recordings never trained on, voices seen);
 - a separate corpus in voice variants that never appear in training, from held-out sentences.
 
-    python bench/accuracy.py [--per-language 36] [--epochs 12] [--augment 2]
+    python bench/accuracy.py [--per-language 36] [--epochs 10] [--augment 2]
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-language", type=int, default=36)
     parser.add_argument("--unseen-per-language", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=TrainOptions.epochs)
     parser.add_argument("--augment", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=None, help="default: the training default")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the training default")

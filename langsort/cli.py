@@ -22,7 +22,7 @@ console = Console(stderr=True)
 ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local Ray.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress display.")
 PREPARED = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree.")
-EPOCHS = typer.Option(12, min=1)
+EPOCHS = typer.Option(10, min=1)
 BATCH_SIZE = typer.Option(16, min=1)
 
 

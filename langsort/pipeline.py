@@ -25,7 +25,7 @@ from langsort import synth
 class RunSettings:
     backbone: str = "mobilenet_v2"
     weights: str = "imagenet"
-    epochs: int = 12
+    epochs: int = 10
     patience: int = 3
     image_size: int = 224
     batch_size: int = 16

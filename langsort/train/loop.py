@@ -41,7 +41,7 @@ HISTORY = "history.json"
 class TrainOptions:
     backbone: str = "mobilenet_v2"
     weights: str = "none"  # imagenet | none | PATH
-    epochs: int = 12
+    epochs: int = 10
     batch_size: int = 16
     image_size: int | None = None  # default: the prepared grid's time columns
     workers: int | None = None  # default: one per two CPUs of the cluster
