@@ -24,6 +24,7 @@ from langsort.features import LogMelStream, SpectrogramParams, clip_grid, grid_t
 from langsort.segment import ClipCutter, SegmentParams, speech_mask
 
 PREPARED_META = "prepared.json"
+VOICE_BATCH = 32  # clips voice-checked at a time: enough to batch the VAD, little audio held
 
 
 @dataclass(frozen=True)
@@ -77,20 +78,32 @@ def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
     check = config.segment.min_speech_share > 0
     excerpt_frames = max(1, round(config.segment.vad_excerpt_seconds * spec.frame_rate))
 
-    def sounds_like_speech(first: int, last: int) -> bool:
+    candidates = []  # clips cut but not yet voice-checked: (start_s, end_s, grid, excerpt)
+
+    def loudest_audio(first: int, last: int) -> np.ndarray | None:
+        if not check:
+            return None
         start, end = voice.loudest_excerpt(held_energy[first - held_start : last - held_start], excerpt_frames)
         offset = (first - held_start) * spec.hop_length
-        excerpt = held_audio[offset + start * spec.hop_length : offset + end * spec.hop_length]
-        return voice.speech_share(excerpt, spec.sample_rate) >= config.segment.min_speech_share
+        return held_audio[offset + start * spec.hop_length : offset + end * spec.hop_length].copy()
 
     def emit(bounds):
         for first, last in bounds:
-            if check and not sounds_like_speech(first, last):
-                result.not_speech_clips += 1
-                continue
             grid = clip_grid(held[first - held_start : last - held_start], spec)
             to_s = lambda frame: work.start_s + frame / spec.frame_rate * speed  # noqa: E731
-            result.clips.append((to_s(first), to_s(last), grid.tobytes()))
+            candidates.append((to_s(first), to_s(last), grid.tobytes(), loudest_audio(first, last)))
+        if len(candidates) >= VOICE_BATCH:
+            keep_speech()
+
+    def keep_speech():
+        """The VAD scores the waiting clips together (see voice.speech_shares)."""
+        shares = voice.speech_shares([c[3] for c in candidates], spec.sample_rate) if check else [1.0] * len(candidates)
+        for (start_s, end_s, grid, _), share in zip(candidates, shares):
+            if share >= config.segment.min_speech_share:
+                result.clips.append((start_s, end_s, grid))
+            else:
+                result.not_speech_clips += 1
+        candidates.clear()
 
     try:
         blocks = audio.read_blocks(
@@ -110,6 +123,7 @@ def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
             held, held_energy, held_start = held[drop:], held_energy[drop:], keep_from
             held_audio = held_audio[drop * spec.hop_length :]
         emit(cutter.finish())
+        keep_speech()
     except audio.AudioError as exc:
         result.error = str(exc)
     result.longest_dropped_s = cutter.longest_dropped / spec.frame_rate * speed

@@ -39,20 +39,43 @@ def _vad():
 
 def speech_share(samples: np.ndarray, sample_rate: int) -> float:
     """Fraction of the 32 ms windows of `samples` that hold speech (0 when too short to score)."""
+    return speech_shares([samples], sample_rate)[0]
+
+
+def speech_shares(excerpts: list[np.ndarray], sample_rate: int, batch: int = 64) -> list[float]:
+    """`speech_share` of many excerpts, scored side by side: the model takes a batch, and one
+    call for 8+ excerpts costs about a third per window of one call each (measured here)."""
+    shares = []
+    for first in range(0, len(excerpts), batch):
+        shares += _score_batch(excerpts[first : first + batch], sample_rate)
+    return shares
+
+
+def _score_batch(excerpts: list[np.ndarray], sample_rate: int) -> list[float]:
     if sample_rate != VAD_RATE:
         import soxr
 
-        samples = soxr.resample(samples, sample_rate, VAD_RATE)
-    windows = np.asarray(samples[: len(samples) // WINDOW * WINDOW], dtype=np.float32).reshape(-1, WINDOW)
-    if len(windows) == 0:
-        return 0.0
+        excerpts = [soxr.resample(e, sample_rate, VAD_RATE) for e in excerpts]
+    counts = np.array([len(e) // WINDOW for e in excerpts])
+    steps = int(counts.max(initial=0))
+    if steps == 0:
+        return [0.0] * len(excerpts)
+    # [excerpt, window, sample]; shorter excerpts are padded after their end, which the
+    # recurrent model only sees after their last counted window
+    windows = np.zeros((len(excerpts), steps, WINDOW), np.float32)
+    for row, (excerpt, count) in enumerate(zip(excerpts, counts)):
+        windows[row, :count] = np.asarray(excerpt[: count * WINDOW], np.float32).reshape(count, WINDOW)
     session, rate = _vad(), np.array(VAD_RATE, np.int64)
-    state, context, speech = np.zeros((2, 1, 128), np.float32), np.zeros(CONTEXT, np.float32), 0
-    for window in windows:  # the model is recurrent: one window after another
-        score, state = session.run(None, {"input": np.concatenate([context, window])[None], "state": state, "sr": rate})
-        speech += float(score[0, 0]) > SPEECH_PROBABILITY
-        context = window[-CONTEXT:]
-    return speech / len(windows)
+    state = np.zeros((2, len(excerpts), 128), np.float32)
+    context = np.zeros((len(excerpts), CONTEXT), np.float32)
+    speech = np.zeros(len(excerpts))
+    for step in range(steps):  # the model is recurrent: one window after another
+        window = windows[:, step]
+        score, state = session.run(None, {"input": np.concatenate([context, window], axis=1), "state": state,
+                                          "sr": rate})
+        speech += (score[:, 0] > SPEECH_PROBABILITY) & (step < counts)
+        context = window[:, -CONTEXT:]
+    return [float(s / c) if c else 0.0 for s, c in zip(speech, counts)]
 
 
 def loudest_excerpt(energy_db: np.ndarray, excerpt_frames: int) -> tuple[int, int]:

@@ -30,3 +30,14 @@ def test_loudest_excerpt_finds_the_loud_part():
     start, end = voice.loudest_excerpt(energy, 50)
     assert 300 <= start and end <= 360 and end - start == 50
     assert voice.loudest_excerpt(energy[:30], 50) == (0, 30)
+
+
+def test_excerpts_scored_together_score_as_they_do_alone(speech_cache):
+    rng = np.random.default_rng(1)
+    speech = at_16k(speech_cache("spanish", 4.0))
+    excerpts = [speech[: voice.VAD_RATE * 3 // 2], at_16k(synth.music(1.0, rng)), speech[: voice.WINDOW * 3],
+                np.zeros(10, np.float32)]
+    alone = [voice.speech_share(e, voice.VAD_RATE) for e in excerpts]
+    together = voice.speech_shares(excerpts, voice.VAD_RATE, batch=3)
+    assert together == alone
+    assert alone[0] >= 0.5 and alone[1] < 0.2 and alone[3] == 0.0
