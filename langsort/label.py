@@ -12,6 +12,7 @@ same input and model gives identical files and a killed run loses only uncommitt
 
 from __future__ import annotations
 
+import math
 import os
 import time
 import uuid
@@ -31,6 +32,8 @@ from langsort.segment import SegmentParams
 
 STATE_DIR = ".langsort"  # inside MANIFESTS: committed parts of unfinished or earlier runs
 DEFAULT_THRESHOLD = 0.6
+DECODE_CPUS = 0.5  # per decode task (see `label` for why)
+SPANS_PER_TASK = 64  # at most: bounded task outputs and little work lost with a killed worker
 
 
 class OnnxPredictor:
@@ -46,6 +49,8 @@ class OnnxPredictor:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # idle ONNX threads must sleep, not spin: the decode tasks need those cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.labels, self.grid_shape = labels, tuple(grid_shape)
@@ -122,6 +127,8 @@ def file_row(probe: Probe, clips: pd.DataFrame, spans: list[dict], model: ModelI
 
 
 def clip_rows(path: str, clips: pd.DataFrame, model: ModelInfo) -> list[dict]:
+    if clips.empty:
+        return []
     columns = [manifest.prob_column(label) for label in model.labels]
     ordered = clips.sort_values("start_s")
     probs = ordered[columns].to_numpy()
@@ -236,8 +243,13 @@ def label(
         works += [dict(index=i, start_s=s, end_s=e, source=probe.file.source, path=probe.file.path)
                   for i, (s, e) in enumerate(spans)]
 
+    # One core-second labels about 500 s of archive audio through decode, spectrogram and
+    # speech check, but about 1000 s through MobileNetV2 at 224 (measured on 2 cores): so
+    # one single-threaded inference actor per three CPUs. Ray Data gives each stage an
+    # equal share of the CPUs; decode tasks ask for half a CPU so that decoding, the
+    # heavier stage, also fills what the inference share leaves idle.
     cpus = cluster_cpus()
-    actors = max(1, cpus // 2)
+    actors = max(1, cpus // 3)
     new_files = 0
     committed = [0]
 
@@ -254,31 +266,23 @@ def label(
     with progress_bar("label", len(pending), unit="files", enabled=progress) as advance:
         if works:
             dataset = (
-                ray.data.from_items(works, override_num_blocks=min(len(works), 8 * cpus))
-                .flat_map(_SpanClips(config), **remote)
+                ray.data.from_items(works, override_num_blocks=max(8 * cpus, math.ceil(len(works) / SPANS_PER_TASK)))
+                .flat_map(_SpanClips(config), num_cpus=DECODE_CPUS, **remote)
                 .map_batches(
                     OnnxPredictor, batch_format="pandas", batch_size=batch_size,
-                    fn_constructor_args=(storage.read_bytes(model_path), model.labels, model.grid_shape,
-                                         max(1, cpus // actors)),
+                    fn_constructor_args=(storage.read_bytes(model_path), model.labels, model.grid_shape),
                     compute=ActorPoolStrategy(size=actors), num_cpus=1, **remote,
                 )
             )
-            arrived: dict[str, list[pd.DataFrame]] = defaultdict(list)
-            spans_seen: dict[str, list[dict]] = defaultdict(list)
+            arrivals = Arrivals(span_count)
             buffer, last_commit = [], time.monotonic()
-            for batch in dataset.iter_batches(batch_format="pandas", batch_size=None):
-                for path, rows in batch.groupby("path", sort=False):
-                    clips = rows[rows.kind == "clip"]
-                    if len(clips):
-                        arrived[path].append(clips)
-                    spans_seen[path] += rows[rows.kind == "span"].to_dict("records")
-                    got = sum(len(c) for c in arrived[path])
-                    spans = spans_seen[path]
-                    if len(spans) == span_count[path] and got == sum(s["span_clips"] for s in spans):
-                        all_clips = pd.concat(arrived.pop(path)) if got else pd.DataFrame(columns=["start_s", "end_s"])
-                        probe = pending.pop(path)
-                        buffer.append((file_row(probe, all_clips, spans_seen.pop(path), model, segment, threshold),
-                                       clip_rows(path, all_clips, model) if got else []))
+            for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
+                for row in batch.to_pylist():
+                    path = arrivals.add(row)
+                    if path is not None:
+                        clips, spans = arrivals.pop(path)
+                        buffer.append((file_row(pending.pop(path), clips, spans, model, segment, threshold),
+                                       clip_rows(path, clips, model)))
                         advance(1)
                 if len(buffer) >= 64 or (buffer and time.monotonic() - last_commit > 5.0):
                     commit(buffer)
@@ -292,6 +296,29 @@ def label(
     summary.labelled_now, summary.reused = new_files, len(reused_files)
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+class Arrivals:
+    """Rows of files still in flight, in any order: a file is complete once all its span
+    markers have arrived and as many clips as those markers announce."""
+
+    def __init__(self, span_count: dict[str, int]):
+        self.span_count = span_count
+        self.clips: dict[str, list[dict]] = defaultdict(list)
+        self.spans: dict[str, list[dict]] = defaultdict(list)
+
+    def add(self, row: dict) -> str | None:
+        """Files the row completes (its path), else None."""
+        path = row["path"]
+        (self.clips if row["kind"] == "clip" else self.spans)[path].append(row)
+        spans = self.spans[path]
+        if len(spans) == self.span_count[path] and len(self.clips[path]) == sum(s["span_clips"] for s in spans):
+            return path
+        return None
+
+    def pop(self, path: str) -> tuple[pd.DataFrame, list[dict]]:
+        clips = self.clips.pop(path, [])
+        return pd.DataFrame(clips, columns=None if clips else ["start_s", "end_s"]), self.spans.pop(path)
 
 
 def _probe_batch(files: list[InputFile]) -> list[Probe]:

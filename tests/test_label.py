@@ -8,7 +8,7 @@ import pytest
 
 from langsort import manifest, synth
 from langsort.export import export, read_model_info
-from langsort.label import OnnxPredictor, label
+from langsort.label import Arrivals, OnnxPredictor, label
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,21 @@ def test_predictor_labels_clip_rows_and_passes_markers_through(onnx_model):
     assert np.isnan(probs[1]).all()
     np.testing.assert_allclose(probs[[0, 2]].sum(axis=1), 1.0, atol=1e-5)
     assert "grid" not in out
+
+
+def test_a_file_is_complete_only_when_all_its_spans_and_clips_have_arrived():
+    arrivals = Arrivals({"long.flac": 2, "short.wav": 1})
+    clip = lambda path, start: dict(path=path, kind="clip", start_s=start, end_s=start + 5.0)  # noqa: E731
+    span = lambda path, clips: dict(path=path, kind="span", span_clips=clips)  # noqa: E731
+    # rows of two files interleaved, a span marker before its clips, the other span's clips first
+    order = [clip("long.flac", 700.0), span("long.flac", 2), span("short.wav", 0), clip("long.flac", 10.0),
+             span("long.flac", 1), clip("long.flac", 20.0)]
+    completed = [arrivals.add(row) for row in order]
+    assert completed == [None, None, "short.wav", None, None, "long.flac"]
+    clips, spans = arrivals.pop("long.flac")
+    assert sorted(clips.start_s) == [10.0, 20.0, 700.0] and len(spans) == 2
+    clips, spans = arrivals.pop("short.wav")
+    assert clips.empty and len(spans) == 1
 
 
 def test_label_writes_the_spec_manifests_with_a_row_per_file(ray_local, onnx_model, archive, tmp_path):
