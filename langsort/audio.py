@@ -104,7 +104,8 @@ def read_blocks(
             remaining -= len(data)
             channels = data.shape[1]
             mono = data @ np.full(channels, 1.0 / channels, np.float32) if channels > 1 else data[:, 0]
-            mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
+            if not np.isfinite(mono).all():  # one cheap pass; the repair copies
+                mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
             out = resampler.resample_chunk(np.ascontiguousarray(mono), last=remaining <= 0)
             if len(out):
                 yield out

@@ -84,12 +84,9 @@ def open_read(path: str):
 
 
 def sha256_of(path: str) -> str:
-    """Content identity of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
+    """Content identity of a file (hashlib reads it into one reused buffer)."""
     with open_read(path) as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def read_bytes(path: str) -> bytes:
