@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from langsort import train as train_defaults
 from langsort.corpus import CorpusError
 from langsort.export import ExportError, ModelFileError
 from langsort.synth import SynthesisError
@@ -22,8 +23,8 @@ console = Console(stderr=True)
 ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local Ray.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress display.")
 PREPARED = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree.")
-EPOCHS = typer.Option(10, min=1)
-BATCH_SIZE = typer.Option(16, min=1)
+EPOCHS = typer.Option(train_defaults.EPOCHS, min=1)
+BATCH_SIZE = typer.Option(train_defaults.BATCH_SIZE, min=1)
 
 
 class UserError(Exception):

@@ -19,16 +19,17 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from langsort import synth
+from langsort.train import BATCH_SIZE, EPOCHS
 
 
 @dataclass(frozen=True)
 class RunSettings:
     backbone: str = "mobilenet_v2"
     weights: str = "imagenet"
-    epochs: int = 10
+    epochs: int = EPOCHS
     patience: int = 3
     image_size: int = 224
-    batch_size: int = 16
+    batch_size: int = BATCH_SIZE
     augment: int = 2
     threshold: float = 0.6
     sort_mode: str = "copy"

@@ -8,3 +8,7 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hides the CUDA probe noise on CPU machines
+
+# training defaults, here so the CLI and `run` share them without importing the training loop
+EPOCHS = 10  # at 224 px: the accuracy bench's targets hold and training takes 15 min on 2 cores
+BATCH_SIZE = 16

@@ -27,6 +27,7 @@ import pandas as pd
 from langsort import __version__, manifest
 from langsort.features import SpectrogramParams
 from langsort.prepare import read_meta
+from langsort.train import BATCH_SIZE, EPOCHS
 from langsort.train import data as train_data
 
 MODEL_JSON = "model.json"
@@ -41,8 +42,8 @@ HISTORY = "history.json"
 class TrainOptions:
     backbone: str = "mobilenet_v2"
     weights: str = "none"  # imagenet | none | PATH
-    epochs: int = 10
-    batch_size: int = 16
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
     image_size: int | None = None  # default: the prepared grid's time columns
     workers: int | None = None  # default: one per two CPUs of the cluster
     cpus_per_worker: int | None = None  # CPUs reserved (and threads) per worker; default 1 reserved, CPUs/workers threads
