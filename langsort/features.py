@@ -100,13 +100,22 @@ class LogMelStream:
         if n == 0:
             return np.zeros((0, p.n_mels), np.float32), np.zeros(0, np.float32)
         frames = np.lib.stride_tricks.sliding_window_view(buf, p.n_fft)[:: p.hop_length][:n] * self._window
-        spectrum = scipy.fft.rfft(frames, axis=1)
-        power = np.square(spectrum.real) + np.square(spectrum.imag)
-        mel_db = 10.0 * np.log10(np.maximum(power @ self._basis, 1e-10))
+        squares = scipy.fft.rfft(frames, axis=1).view(np.float32)  # re, im interleaved
+        squares *= squares
+        power = squares[:, 0::2] + squares[:, 1::2]
+        mel_db = _decibels(power @ self._basis)
         # frame energy by Parseval (the rfft holds the inner bins once, the full FFT twice)
-        full_sum = power @ self._parseval
-        energy_db = 10.0 * np.log10(np.maximum(full_sum / (p.n_fft**2 * self._window_power), 1e-10))
-        return mel_db.astype(np.float32, copy=False), energy_db.astype(np.float32, copy=False)
+        energy_db = _decibels(power @ self._parseval / np.float32(p.n_fft**2 * self._window_power))
+        return mel_db, energy_db
+
+
+def _decibels(power: np.ndarray) -> np.ndarray:
+    """10 log10(power) in place, floored at -100 dB: via the natural log, which numpy
+    vectorises for float32 and log10 it does not (4x faster here, a fifth of the spectrogram)."""
+    out = np.maximum(power, np.float32(1e-10))
+    np.log(out, out=out)
+    out *= np.float32(10.0 / np.log(10.0))
+    return out
 
 
 def log_mel(samples: np.ndarray, params: SpectrogramParams) -> np.ndarray:
