@@ -27,13 +27,14 @@ from langsort import aggregate, audio, manifest, storage
 from langsort.corpus import InputFile, discover
 from langsort.export import ModelInfo, read_model_info
 from langsort.features import SpectrogramParams
-from langsort.prepare import PrepareConfig, SpanWork, no_clip_reason, prepare_span, probe_file
+from langsort.prepare import PrepareConfig, SpanWork, no_clip_reason, prepare_spans, probe_file
 from langsort.segment import SegmentParams
 
 STATE_DIR = ".langsort"  # inside MANIFESTS: committed parts of unfinished or earlier runs
 DEFAULT_THRESHOLD = 0.6
 DECODE_CPUS = 0.5  # per decode task (see `label` for why)
 SPANS_PER_TASK = 64  # at most: bounded task outputs and little work lost with a killed worker
+SPANS_PER_CALL = 8  # spans whose clips share one speech-check batch (short files give a few clips each)
 
 
 class OnnxPredictor:
@@ -70,15 +71,26 @@ class OnnxPredictor:
         return out
 
 
-def span_rows(work: SpanWork, span_index: int, config: PrepareConfig) -> list[dict]:
-    """One span -> its clip rows plus one marker row saying how many clips it gave."""
-    result = prepare_span(work, config)
-    base = dict(path=work.file.path, span_index=span_index)
-    rows = [dict(base, kind="clip", start_s=s, end_s=e, grid=g, error=None, longest_dropped_s=0.0, not_speech_clips=0,
-                 span_clips=0) for s, e, g in result.clips]
-    rows.append(dict(base, kind="span", start_s=work.start_s, end_s=work.end_s, grid=None, error=result.error,
-                     longest_dropped_s=result.longest_dropped_s, not_speech_clips=result.not_speech_clips,
-                     span_clips=len(result.clips)))
+# rows from the decode tasks to the ONNX actors: clips (with their grid) and one marker
+# per span that says how many clips it gave, or why it failed
+SPAN_ROWS = pa.schema([
+    ("path", pa.string()), ("span_index", pa.int64()), ("kind", pa.string()), ("start_s", pa.float64()),
+    ("end_s", pa.float64()), ("grid", pa.binary()), ("error", pa.string()), ("longest_dropped_s", pa.float64()),
+    ("not_speech_clips", pa.int64()), ("span_clips", pa.int64()),
+])
+
+
+def span_rows(items: list[dict], config: PrepareConfig) -> list[dict]:
+    """Span work items -> their clip rows plus one marker row per span."""
+    works = [SpanWork(InputFile(i["source"], i["path"]), i["start_s"], i["end_s"]) for i in items]
+    rows = []
+    for item, work, result in zip(items, works, prepare_spans(works, config)):
+        base = dict(path=work.file.path, span_index=item["index"])
+        rows += [dict(base, kind="clip", start_s=s, end_s=e, grid=g, error=None, longest_dropped_s=0.0,
+                      not_speech_clips=0, span_clips=0) for s, e, g in result.clips]
+        rows.append(dict(base, kind="span", start_s=work.start_s, end_s=work.end_s, grid=None, error=result.error,
+                         longest_dropped_s=result.longest_dropped_s, not_speech_clips=result.not_speech_clips,
+                         span_clips=len(result.clips)))
     return rows
 
 
@@ -267,7 +279,8 @@ def label(
         if works:
             dataset = (
                 ray.data.from_items(works, override_num_blocks=max(8 * cpus, math.ceil(len(works) / SPANS_PER_TASK)))
-                .flat_map(_SpanClips(config), num_cpus=DECODE_CPUS, **remote)
+                .map_batches(_SpanClips(config), batch_format="pandas", batch_size=SPANS_PER_CALL,
+                             num_cpus=DECODE_CPUS, **remote)
                 .map_batches(
                     OnnxPredictor, batch_format="pandas", batch_size=batch_size,
                     fn_constructor_args=(storage.read_bytes(model_path), model.labels, model.grid_shape),
@@ -326,14 +339,13 @@ def _probe_batch(files: list[InputFile]) -> list[Probe]:
 
 
 class _SpanClips:
-    """Ray Data flat_map: a span work item -> clip rows and a span marker."""
+    """Ray Data map_batches: span work items -> clip rows and span markers."""
 
     def __init__(self, config: PrepareConfig):
         self.config = config
 
-    def __call__(self, item: dict) -> list[dict]:
-        work = SpanWork(InputFile(item["source"], item["path"]), item["start_s"], item["end_s"])
-        return span_rows(work, item["index"], self.config)
+    def __call__(self, items: pd.DataFrame) -> pa.Table:
+        return pa.Table.from_pylist(span_rows(items.to_dict("records"), self.config), schema=SPAN_ROWS)
 
 
 def write_manifests(manifests_dir: str, store: PartStore, paths: list[str], reused_files: list[dict],

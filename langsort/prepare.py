@@ -1,8 +1,8 @@
 """`langsort prepare`: every file of a corpus -> speech clips -> spectrogram grids in Parquet.
 
 Pure core: `prepare_span` turns one span of one recording into clips (decode in blocks ->
-log-mel -> speech mask -> clip boundaries -> grids) and `assemble` turns a file's spans into
-its rows. The Ray layer (`prepare`) probes files in parallel, cuts long recordings into
+log-mel -> loudness mask -> clip boundaries -> grids -> speech check), `prepare_spans` does
+several with one batched speech check, and `assemble` turns a file's spans into its rows. The Ray layer (`prepare`) probes files in parallel, cuts long recordings into
 spans of `span_seconds` so no recording becomes one giant task, packs short ones together,
 and streams finished files into Parquet as their tasks complete.
 """
@@ -61,10 +61,52 @@ def copy_seed(seed: int, path: str, copy: int) -> int:
     return zlib.crc32(f"{seed}:{copy}:{path}".encode("utf-8", "surrogateescape"))
 
 
-def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
+class SpeechCheck:
+    """Cut clips wait here until VOICE_BATCH of them, from one span or several, can be
+    voice-checked in one VAD batch (voice.speech_shares); each then lands in its span's
+    result as a clip or as a rejected non-speech clip. Short files give a few clips each,
+    so batching across spans is what makes the batches full."""
+
+    def __init__(self, config: PrepareConfig):
+        self.min_share = config.segment.min_speech_share
+        self.sample_rate = config.spectrogram.sample_rate
+        self.waiting: list[tuple[SpanResult, float, float, bytes, np.ndarray | None]] = []
+
+    @property
+    def enabled(self) -> bool:
+        return self.min_share > 0
+
+    def add(self, result: SpanResult, start_s: float, end_s: float, grid: bytes, excerpt: np.ndarray | None) -> None:
+        self.waiting.append((result, start_s, end_s, grid, excerpt))
+        if len(self.waiting) >= VOICE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        excerpts = [w[4] for w in self.waiting]
+        shares = voice.speech_shares(excerpts, self.sample_rate) if self.enabled else [1.0] * len(excerpts)
+        for (result, start_s, end_s, grid, _), share in zip(self.waiting, shares):
+            if share >= self.min_share:
+                result.clips.append((start_s, end_s, grid))
+            else:
+                result.not_speech_clips += 1
+        self.waiting.clear()
+
+
+def prepare_spans(works: list[SpanWork], config: PrepareConfig) -> list[SpanResult]:
+    """Clips of several spans, voice-checked together: what one Ray task runs."""
+    speech = SpeechCheck(config)
+    results = [prepare_span(work, config, speech) for work in works]
+    speech.flush()
+    return results
+
+
+def prepare_span(work: SpanWork, config: PrepareConfig, speech: SpeechCheck | None = None) -> SpanResult:
     """Clips of one span: decoded block by block, so memory is bounded by the block and
-    the open stretch of speech, not by the recording."""
+    the open stretch of speech, not by the recording. With a shared `speech` check the last
+    clips are only in the result once the caller flushes it."""
     spec = config.spectrogram
+    own_check = speech is None
+    speech = SpeechCheck(config) if own_check else speech
     result = SpanResult(path=work.file.path, copy=work.copy, start_s=work.start_s)
     perturbation = augment.draw(copy_seed(config.seed, work.file.path, work.copy)) if work.copy else None
     speed = perturbation.speed if perturbation else 1.0
@@ -75,13 +117,10 @@ def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
     held_energy = np.zeros(0, np.float32)
     held_audio = np.zeros(0, np.float32)
     held_start = 0
-    check = config.segment.min_speech_share > 0
     excerpt_frames = max(1, round(config.segment.vad_excerpt_seconds * spec.frame_rate))
 
-    candidates = []  # clips cut but not yet voice-checked: (start_s, end_s, grid, excerpt)
-
     def loudest_audio(first: int, last: int) -> np.ndarray | None:
-        if not check:
+        if not speech.enabled:
             return None
         start, end = voice.loudest_excerpt(held_energy[first - held_start : last - held_start], excerpt_frames)
         offset = (first - held_start) * spec.hop_length
@@ -91,19 +130,7 @@ def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
         for first, last in bounds:
             grid = clip_grid(held[first - held_start : last - held_start], spec)
             to_s = lambda frame: work.start_s + frame / spec.frame_rate * speed  # noqa: E731
-            candidates.append((to_s(first), to_s(last), grid.tobytes(), loudest_audio(first, last)))
-        if len(candidates) >= VOICE_BATCH:
-            keep_speech()
-
-    def keep_speech():
-        """The VAD scores the waiting clips together (see voice.speech_shares)."""
-        shares = voice.speech_shares([c[3] for c in candidates], spec.sample_rate) if check else [1.0] * len(candidates)
-        for (start_s, end_s, grid, _), share in zip(candidates, shares):
-            if share >= config.segment.min_speech_share:
-                result.clips.append((start_s, end_s, grid))
-            else:
-                result.not_speech_clips += 1
-        candidates.clear()
+            speech.add(result, to_s(first), to_s(last), grid.tobytes(), loudest_audio(first, last))
 
     try:
         blocks = audio.read_blocks(
@@ -115,7 +142,7 @@ def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
             mel_db, energy_db = mel_stream.push(block)
             held = np.concatenate([held, mel_db])
             held_energy = np.concatenate([held_energy, energy_db])
-            if check:
+            if speech.enabled:
                 held_audio = np.concatenate([held_audio, block.astype(np.float32, copy=False)])
             emit(cutter.push(speech_mask(energy_db, config.segment)))
             keep_from = cutter.pending_start
@@ -123,9 +150,10 @@ def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
             held, held_energy, held_start = held[drop:], held_energy[drop:], keep_from
             held_audio = held_audio[drop * spec.hop_length :]
         emit(cutter.finish())
-        keep_speech()
     except audio.AudioError as exc:
         result.error = str(exc)
+    if own_check:
+        speech.flush()
     result.longest_dropped_s = cutter.longest_dropped / spec.frame_rate * speed
     return result
 
@@ -227,7 +255,7 @@ def prepare(
 
     files = discover(input_root, labelled=labelled)
     probe_remote = ray.remote(num_cpus=1)(_probe_batch)
-    prepare_remote = ray.remote(num_cpus=1)(_prepare_batch)
+    prepare_remote = ray.remote(num_cpus=1)(prepare_spans)
 
     batches = _chunks(files, 32)
     refs = [probe_remote.remote(batch) for batch in batches]  # all submitted before the first get
@@ -303,10 +331,6 @@ def read_meta(prepared_dir: str) -> dict:
 
 def _probe_batch(files: list[InputFile]):
     return [probe_file(f) for f in files]
-
-
-def _prepare_batch(works: list[SpanWork], config: PrepareConfig) -> list[SpanResult]:
-    return [prepare_span(w, config) for w in works]
 
 
 def _chunks(items: list, size: int) -> list[list]:

@@ -3,8 +3,8 @@ music and other sounds are loud too. Silero VAD (its ONNX model ships inside sil
 no torch; run here on onnxruntime) scores 32 ms windows for speech; a clip is kept when enough windows of its loudest
 excerpt are speech (measured here: 0.8 on espeak speech, 0.0 on synthetic music and hiss).
 
-Only an excerpt is scored: the VAD runs at about 100-130x real time per core, so scoring every
-sample would cost more than all the rest of prepare. The loudest excerpt is taken so that a
+Only an excerpt is scored: batched at 8 kHz the VAD runs at about 700x real time per core,
+about as fast as all the rest of prepare, so scoring every sample would double its cost. The loudest excerpt is taken so that a
 pause inside a clip is not mistaken for the clip having no speech.
 """
 
@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 
-VAD_RATE = 16000
-WINDOW = 512  # samples scored at a time (32 ms)
-CONTEXT = 64  # samples of the previous window the model sees with each one
+# Silero runs at 8 or 16 kHz. At 8 kHz a 32 ms window costs half as much, and on the
+# synthesized speech, music and hiss measured here it separates them at least as well
+# (speech 0.65-1.0 of windows against 0.35-1.0 at 16 kHz; music at most 0.22 against 0.35).
+VAD_RATE = 8000
+WINDOW = 256  # samples scored at a time (32 ms)
+CONTEXT = 32  # samples of the previous window the model sees with each one
 SPEECH_PROBABILITY = 0.5  # a window counts as speech above this score
 
 _session = None

@@ -7,7 +7,7 @@ import pytest
 
 from langsort import manifest, synth
 from langsort.corpus import InputFile, discover
-from langsort.prepare import PrepareConfig, SpanWork, assemble, prepare, prepare_span, probe_file
+from langsort.prepare import PrepareConfig, SpanWork, assemble, prepare, prepare_span, prepare_spans, probe_file
 from langsort.segment import SegmentParams
 
 RATE = synth.ESPEAK_RATE
@@ -99,6 +99,18 @@ def test_speech_followed_by_music_keeps_only_the_speech(tmp_path, speech_cache):
     row, clips = prepare_file(synth.write(str(tmp_path / "radio.wav"), samples))
     assert row["status"] == "ok" and clips
     assert all(c["end_s"] <= 21.0 for c in clips), [(c["start_s"], c["end_s"]) for c in clips]
+
+
+def test_spans_checked_together_give_what_each_gives_alone(tmp_path, speech_cache):
+    rng = np.random.default_rng(5)
+    pieces = {"a.wav": speech_cache("spanish", 20.0), "b.flac": synth.music(12.0, rng),
+              "c.wav": np.concatenate([speech_cache("maya", 12.0), synth.music(8.0, rng)])}
+    works = [SpanWork(InputFile(synth.write(str(tmp_path / name), samples), name), 0.0, len(samples) / RATE)
+             for name, samples in pieces.items()]
+    alone = [prepare_span(work, PrepareConfig()) for work in works]
+    together = prepare_spans(works, PrepareConfig())
+    assert [(r.clips, r.not_speech_clips) for r in together] == [(r.clips, r.not_speech_clips) for r in alone]
+    assert alone[0].clips and not alone[1].clips and alone[1].not_speech_clips and alone[2].not_speech_clips
 
 
 def test_perturbed_copies_differ_from_the_original(tmp_path, speech_cache):

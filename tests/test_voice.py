@@ -4,14 +4,14 @@ import soxr
 from langsort import synth, voice
 
 
-def at_16k(samples):
+def at_vad_rate(samples):
     return soxr.resample(samples, synth.ESPEAK_RATE, voice.VAD_RATE)
 
 
 def test_speech_scores_high_and_music_and_hiss_low(speech_cache):
     rng = np.random.default_rng(0)
-    speech = at_16k(speech_cache("maya", 6.0))[voice.VAD_RATE : voice.VAD_RATE * 5 // 2]  # 1.5 s
-    music = at_16k(synth.music(1.5, rng))
+    speech = at_vad_rate(speech_cache("maya", 6.0))[voice.VAD_RATE : voice.VAD_RATE * 5 // 2]  # 1.5 s
+    music = at_vad_rate(synth.music(1.5, rng))
     hiss = 0.05 * rng.standard_normal(voice.VAD_RATE * 3 // 2).astype(np.float32)
     assert voice.speech_share(speech, voice.VAD_RATE) >= 0.5
     assert voice.speech_share(music, voice.VAD_RATE) < 0.2
@@ -34,8 +34,8 @@ def test_loudest_excerpt_finds_the_loud_part():
 
 def test_excerpts_scored_together_score_as_they_do_alone(speech_cache):
     rng = np.random.default_rng(1)
-    speech = at_16k(speech_cache("spanish", 4.0))
-    excerpts = [speech[: voice.VAD_RATE * 3 // 2], at_16k(synth.music(1.0, rng)), speech[: voice.WINDOW * 3],
+    speech = at_vad_rate(speech_cache("spanish", 4.0))
+    excerpts = [speech[: voice.VAD_RATE * 3 // 2], at_vad_rate(synth.music(1.0, rng)), speech[: voice.WINDOW * 3],
                 np.zeros(10, np.float32)]
     alone = [voice.speech_share(e, voice.VAD_RATE) for e in excerpts]
     together = voice.speech_shares(excerpts, voice.VAD_RATE, batch=3)
