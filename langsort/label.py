@@ -114,9 +114,9 @@ def probe_and_hash(file: InputFile) -> Probe:
     return Probe(file, digest, info, error)
 
 
-def file_row(probe: Probe, clips: pd.DataFrame, spans: list[dict], model: ModelInfo, segment: SegmentParams,
+def file_row(probe: Probe, clips: list[dict], spans: list[dict], model: ModelInfo, segment: SegmentParams,
              threshold: float) -> dict:
-    """The files.parquet row for one file from its clips (with p_ columns) and span markers."""
+    """The files.parquet row for one file from its clip rows (with p_ columns) and span markers."""
     labels = model.labels
     row = dict(path=probe.file.path, duration_s=probe.info.duration_s if probe.info else None,
                n_clips=len(clips), model_sha256=model.sha256, language=None, confidence=None, error=None,
@@ -124,12 +124,12 @@ def file_row(probe: Probe, clips: pd.DataFrame, spans: list[dict], model: ModelI
     span_errors = [s["error"] for s in spans if s["error"]]
     if probe.error or span_errors:
         return dict(row, status=manifest.STATUS_ERROR, error=probe.error or span_errors[0], n_clips=0)
-    if len(clips) == 0:
+    if not clips:
         longest = max((s["longest_dropped_s"] for s in spans), default=0.0)
         reason = no_clip_reason(probe.info, longest, sum(s["not_speech_clips"] for s in spans), segment)
         return dict(row, status=manifest.STATUS_UNKNOWN, error=reason)
-    probs = aggregate.file_probabilities(clips[[manifest.prob_column(label) for label in labels]].to_numpy(),
-                                         (clips.end_s - clips.start_s).to_numpy())
+    probs = aggregate.file_probabilities(_probabilities(clips, labels),
+                                         np.array([c["end_s"] - c["start_s"] for c in clips]))
     language, confidence = aggregate.decide(probs, labels, threshold)
     row.update({manifest.prob_column(label): float(p) for label, p in zip(labels, probs)}, confidence=confidence)
     if language is None:
@@ -138,19 +138,21 @@ def file_row(probe: Probe, clips: pd.DataFrame, spans: list[dict], model: ModelI
     return dict(row, status=manifest.STATUS_OK, language=language)
 
 
-def clip_rows(path: str, clips: pd.DataFrame, model: ModelInfo) -> list[dict]:
-    if clips.empty:
-        return []
-    columns = [manifest.prob_column(label) for label in model.labels]
-    ordered = clips.sort_values("start_s")
-    probs = ordered[columns].to_numpy()
+def clip_rows(path: str, clips: list[dict], model: ModelInfo) -> list[dict]:
+    """The clips.parquet rows of one file, in time order."""
+    ordered = sorted(clips, key=lambda c: c["start_s"])
     rows = []
-    for index, (record, p) in enumerate(zip(ordered.itertuples(index=False), probs)):
+    for index, (clip, p) in enumerate(zip(ordered, _probabilities(ordered, model.labels))):
         best = int(np.argmax(p))
-        rows.append(dict(path=path, clip_index=index, start_s=float(record.start_s), end_s=float(record.end_s),
+        rows.append(dict(path=path, clip_index=index, start_s=float(clip["start_s"]), end_s=float(clip["end_s"]),
                          language=model.labels[best], confidence=float(p[best]), model_sha256=model.sha256,
-                         **{c: float(v) for c, v in zip(columns, p)}))
+                         **{manifest.prob_column(label): float(v) for label, v in zip(model.labels, p)}))
     return rows
+
+
+def _probabilities(clips: list[dict], labels: list[str]) -> np.ndarray:
+    columns = [manifest.prob_column(label) for label in labels]
+    return np.array([[clip[c] for c in columns] for clip in clips], dtype=np.float64).reshape(len(clips), len(labels))
 
 
 # --------------------------------------------------------------------------------------
@@ -246,8 +248,7 @@ def label(
     finished_rows: list[tuple[dict, list[dict]]] = []
     for probe in todo:
         if probe.info is None or probe.error:
-            finished_rows.append((file_row(probe, pd.DataFrame(columns=["start_s", "end_s"]), [], model, segment,
-                                           threshold), []))
+            finished_rows.append((file_row(probe, [], [], model, segment, threshold), []))
             continue
         spans = audio.spans(probe.info.duration_s, config.span_seconds)
         span_count[probe.file.path] = len(spans)
@@ -329,9 +330,9 @@ class Arrivals:
             return path
         return None
 
-    def pop(self, path: str) -> tuple[pd.DataFrame, list[dict]]:
-        clips = self.clips.pop(path, [])
-        return pd.DataFrame(clips, columns=None if clips else ["start_s", "end_s"]), self.spans.pop(path)
+    def pop(self, path: str) -> tuple[list[dict], list[dict]]:
+        """(clip rows, span markers) of a file, forgotten here."""
+        return self.clips.pop(path, []), self.spans.pop(path)
 
 
 def _probe_batch(files: list[InputFile]) -> list[Probe]:
