@@ -90,9 +90,7 @@ def onnx_clips_per_second(onnx_path: str, grids: np.ndarray, threads: int, secon
     from langsort.export import read_model_info
     from langsort.label import OnnxPredictor
 
-    info = read_model_info(onnx_path)
-    with open(onnx_path, "rb") as f:
-        predictor = OnnxPredictor(f.read(), info.labels, info.grid_shape, threads=threads)
+    predictor = OnnxPredictor(read_model_info(onnx_path), threads=threads)
     batch = np.resize(grids, (16, *grids.shape[1:])).astype(np.float32)
     predictor.predict(batch)
     done, started = 0, time.perf_counter()

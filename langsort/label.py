@@ -12,8 +12,8 @@ same input and model gives identical files and a killed run loses only uncommitt
 
 from __future__ import annotations
 
+import hashlib
 import math
-import os
 import time
 import uuid
 from collections import defaultdict
@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from langsort import aggregate, audio, manifest, storage
 from langsort.corpus import InputFile, discover
-from langsort.export import ModelInfo, read_model_info
+from langsort.export import ModelFileError, ModelInfo, read_model_info
 from langsort.features import SpectrogramParams
 from langsort.prepare import PrepareConfig, SpanWork, no_clip_reason, prepare_spans, probe_file
 from langsort.segment import SegmentParams
@@ -41,12 +41,17 @@ class OnnxPredictor:
     """Ray Data batch callable: pandas rows with a `grid` column -> rows with p_<label>.
 
     Rows that are not clips (span markers) pass through with null probabilities. Knows
-    nothing of Ray: built from the model bytes, so it runs the same in a test or an actor.
+    nothing of Ray, so it runs the same in a test or an actor. It reads the model file
+    itself: an actor Ray restarts after a crash needs no arguments kept in the object
+    store (ray-project/ray#53727), and a file replaced mid-run is refused by its hash.
     """
 
-    def __init__(self, model_bytes: bytes, labels: list[str], grid_shape: tuple[int, int], threads: int = 1):
+    def __init__(self, model: ModelInfo, threads: int = 1):
         import onnxruntime as ort
 
+        model_bytes = storage.read_bytes(model.path)
+        if hashlib.sha256(model_bytes).hexdigest() != model.sha256:
+            raise ModelFileError(f"{model.path} changed while labelling: run label again")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -54,7 +59,7 @@ class OnnxPredictor:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
-        self.labels, self.grid_shape = labels, tuple(grid_shape)
+        self.labels, self.grid_shape = model.labels, model.grid_shape
 
     def predict(self, grids: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: grids.astype(np.float32, copy=False)})[0]
@@ -218,7 +223,7 @@ def label(
     from langsort.runtime import cluster_cpus
 
     started = time.perf_counter()
-    model = read_model_info(model_path)
+    model = read_model_info(storage.absolute(model_path))  # the ONNX actors read it, from any directory
     spec = SpectrogramParams.from_dict(model.meta["spectrogram"])
     segment = SegmentParams(**model.meta["segment"])
     config = PrepareConfig(spectrogram=spec, segment=segment)
@@ -284,7 +289,7 @@ def label(
                              num_cpus=DECODE_CPUS, **remote)
                 .map_batches(
                     OnnxPredictor, batch_format="pandas", batch_size=batch_size,
-                    fn_constructor_args=(storage.read_bytes(model_path), model.labels, model.grid_shape),
+                    fn_constructor_args=(model,),
                     compute=ActorPoolStrategy(size=actors), num_cpus=1, **remote,
                 )
             )
@@ -377,8 +382,5 @@ def record_run(manifests_dir: str, input_root: str, model_path: str, threshold: 
 
     from langsort.sort import RUN_FILE
 
-    def absolute(path: str) -> str:
-        return path if storage.is_remote(path) else os.path.abspath(path)
-
-    run = dict(input_root=absolute(input_root), model=absolute(model_path), threshold=threshold)
+    run = dict(input_root=storage.absolute(input_root), model=storage.absolute(model_path), threshold=threshold)
     storage.write_bytes_atomic(storage.join(manifests_dir, RUN_FILE), json.dumps(run, indent=2).encode())

@@ -127,6 +127,11 @@ def glob_names(directory: str, prefix: str, suffix: str) -> list[str]:
 CREDENTIAL_PREFIXES = ("AWS_", "GOOGLE_", "GCS_")
 
 
+def absolute(path: str) -> str:
+    """Local paths made absolute (workers may run elsewhere); URLs as they are."""
+    return path if is_remote(path) else os.path.abspath(path)
+
+
 def ray_options(*paths: str) -> dict:
     """Ray task options that hand the driver's object-store settings (AWS_*, GOOGLE_*) to
     the workers when any path is remote; workers started earlier do not have them."""

@@ -34,7 +34,7 @@ def archive(tmp_path_factory, speech_cache):
 
 def test_predictor_labels_clip_rows_and_passes_markers_through(onnx_model):
     info = read_model_info(onnx_model)
-    predictor = OnnxPredictor(open(onnx_model, "rb").read(), info.labels, info.grid_shape)
+    predictor = OnnxPredictor(info)
     grid = np.random.default_rng(0).integers(0, 255, info.grid_shape, dtype=np.uint8).tobytes()
     batch = pd.DataFrame(dict(kind=["clip", "span", "clip"], path=["x", "x", "y"], grid=[grid, None, grid]))
     out = predictor(batch)
