@@ -1,10 +1,11 @@
 """`langsort prepare`: every file of a corpus -> speech clips -> spectrogram grids in Parquet.
 
-Pure core: `prepare_span` turns one span of one recording into clips (decode in blocks ->
-log-mel -> loudness mask -> clip boundaries -> grids -> speech check), `prepare_spans` does
-several with one batched speech check, and `assemble` turns a file's spans into its rows. The Ray layer (`prepare`) probes files in parallel, cuts long recordings into
-spans of `span_seconds` so no recording becomes one giant task, packs short ones together,
-and streams finished files into Parquet as their tasks complete.
+Pure core: `prepare_spans` turns spans of recordings into clips (decode in blocks -> log-mel
+-> loudness mask -> clip boundaries -> grids -> one batched speech check for all of them)
+and `assemble` turns a file's spans into its rows. The Ray layer (`prepare`) probes files in
+parallel, cuts long recordings into spans of `span_seconds` so no recording becomes one
+giant task, packs short ones together, and streams finished files into Parquet as their
+tasks complete.
 """
 
 from __future__ import annotations
@@ -95,18 +96,20 @@ class SpeechCheck:
 def prepare_spans(works: list[SpanWork], config: PrepareConfig) -> list[SpanResult]:
     """Clips of several spans, voice-checked together: what one Ray task runs."""
     speech = SpeechCheck(config)
-    results = [prepare_span(work, config, speech) for work in works]
+    results = [_cut_span(work, config, speech) for work in works]
     speech.flush()
     return results
 
 
-def prepare_span(work: SpanWork, config: PrepareConfig, speech: SpeechCheck | None = None) -> SpanResult:
-    """Clips of one span: decoded block by block, so memory is bounded by the block and
-    the open stretch of speech, not by the recording. With a shared `speech` check the last
-    clips are only in the result once the caller flushes it."""
+def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
+    return prepare_spans([work], config)[0]
+
+
+def _cut_span(work: SpanWork, config: PrepareConfig, speech: SpeechCheck) -> SpanResult:
+    """Clips of one span, handed to `speech` for checking: decoded block by block, so memory
+    is bounded by the block and the open stretch of speech, not by the recording. The last
+    clips are only in the result once the caller flushes `speech`."""
     spec = config.spectrogram
-    own_check = speech is None
-    speech = SpeechCheck(config) if own_check else speech
     result = SpanResult(path=work.file.path, copy=work.copy, start_s=work.start_s)
     perturbation = augment.draw(copy_seed(config.seed, work.file.path, work.copy)) if work.copy else None
     speed = perturbation.speed if perturbation else 1.0
@@ -152,8 +155,6 @@ def prepare_span(work: SpanWork, config: PrepareConfig, speech: SpeechCheck | No
         emit(cutter.finish())
     except audio.AudioError as exc:
         result.error = str(exc)
-    if own_check:
-        speech.flush()
     result.longest_dropped_s = cutter.longest_dropped / spec.frame_rate * speed
     return result
 
