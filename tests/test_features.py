@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from langsort.features import LogMelStream, SpectrogramParams, clip_grid, grid_to_png, log_mel
+from langsort.features import LogMelStream, _mel_basis, SpectrogramParams, clip_grid, grid_to_png, log_mel
 
 PARAMS = SpectrogramParams()
 
@@ -18,6 +18,20 @@ def test_streaming_log_mel_equals_one_pass_whatever_the_block_cuts():
     pieces = [stream.push(x[a:b])[0] for a, b in [(0, 1000), (1000, 1003), (1003, 30000), (30000, 48000)]]
     np.testing.assert_allclose(np.concatenate(pieces), whole, atol=1e-3)
     assert whole.shape == (1 + (48000 - PARAMS.n_fft) // PARAMS.hop_length, PARAMS.n_mels)
+
+
+@pytest.mark.parametrize("params", [
+    PARAMS,
+    SpectrogramParams(sample_rate=22050, n_fft=2048, win_length=2048, n_mels=128, fmin=0.5, fmax=11025.0),
+    SpectrogramParams(sample_rate=8000, n_fft=256, win_length=200, n_mels=40, fmin=300.0, fmax=3800.0),
+], ids=["default", "librosa-default", "narrowband"])
+def test_mel_filterbank_is_librosas(params):
+    """langsort writes out the filterbank to keep librosa's slow import out of workers."""
+    import librosa
+
+    expected = librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
+                                   fmin=params.fmin, fmax=params.fmax)
+    np.testing.assert_allclose(_mel_basis(params), expected.T, rtol=0, atol=1e-7)
 
 
 def test_a_tone_lights_up_the_mel_band_of_its_frequency():
