@@ -4,9 +4,9 @@ Parquet manifests of SPEC.md.
 Pure pieces: `OnnxPredictor` (a Ray-agnostic callable: loads the session once, labels a
 batch of clip rows) and `file_row`/`clip_rows` (clip probabilities -> one decision per file,
 see langsort.aggregate). The Ray layer (`label`) streams: a Ray task pass hashes and probes
-files (content identity for resuming), Ray Data cuts spans into clips and spectrograms in
-tasks, an actor pool runs ONNX Runtime, and the driver commits finished files in small
-atomic parts. The final manifests are rebuilt from the parts, sorted, so a re-run over the
+files (content identity for resuming), Ray Data cuts spans into clips and spectrograms and
+runs ONNX Runtime on them (on CPU both steps share one actor per CPU), and the driver
+commits finished files in small atomic parts. The final manifests are rebuilt from the parts, sorted, so a re-run over the
 same input and model gives identical files and a killed run loses only uncommitted files.
 """
 
@@ -32,7 +32,6 @@ from langsort.segment import SegmentParams
 
 STATE_DIR = ".langsort"  # inside MANIFESTS: committed parts of unfinished or earlier runs
 DEFAULT_THRESHOLD = 0.6
-DECODE_CPUS = 0.5  # per decode task (see `label` for why)
 SPANS_PER_TASK = 64  # at most: bounded task outputs and little work lost with a killed worker
 SPANS_PER_CALL = 8  # spans whose clips share one speech-check batch (short files give a few clips each)
 
@@ -76,7 +75,7 @@ class OnnxPredictor:
         return out
 
 
-# rows from the decode tasks to the ONNX actors: clips (with their grid) and one marker
+# rows from decoding to inference: clips (with their grid) and one marker
 # per span that says how many clips it gave, or why it failed
 SPAN_ROWS = pa.schema([
     ("path", pa.string()), ("span_index", pa.int64()), ("kind", pa.string()), ("start_s", pa.float64()),
@@ -261,13 +260,15 @@ def label(
         works += [dict(index=i, start_s=s, end_s=e, source=probe.file.source, path=probe.file.path)
                   for i, (s, e) in enumerate(spans)]
 
-    # One core-second labels about 500 s of archive audio through decode, spectrogram and
-    # speech check, but about 1000 s through MobileNetV2 at 224 (measured on 2 cores): so
-    # one single-threaded inference actor per three CPUs. Ray Data gives each stage an
-    # equal share of the CPUs; decode tasks ask for half a CPU so that decoding, the
-    # heavier stage, also fills what the inference share leaves idle.
+    # Decoding and inference each ask for one CPU, so Ray Data fuses them: one actor per
+    # CPU decodes its spans and labels their clips with a single-threaded ONNX session.
+    # Measured on 2 cores (8 h archive): as separate stages, a 1-CPU inference actor
+    # beside half-CPU decode tasks left 12-15 % of the CPU idle: one stage waited on the
+    # other, and Ray Data kept 1.5 of the 2 CPUs for itself once its resource
+    # reservation dropped the fractional half CPU. Fused: under 2 % idle, ~550x instead
+    # of ~500x. An inference stage asking for a GPU would not fuse, and decoding would
+    # go back to tasks of its own.
     cpus = cluster_cpus()
-    actors = max(1, cpus // 3)
     new_files = 0
     committed = [0]
 
@@ -286,11 +287,11 @@ def label(
             dataset = (
                 ray.data.from_items(works, override_num_blocks=max(8 * cpus, math.ceil(len(works) / SPANS_PER_TASK)))
                 .map_batches(_SpanClips(config), batch_format="pandas", batch_size=SPANS_PER_CALL,
-                             num_cpus=DECODE_CPUS, **remote)
+                             num_cpus=1, **remote)
                 .map_batches(
                     OnnxPredictor, batch_format="pandas", batch_size=batch_size,
                     fn_constructor_args=(model,),
-                    compute=ActorPoolStrategy(size=actors), num_cpus=1, **remote,
+                    compute=ActorPoolStrategy(size=cpus), num_cpus=1, **remote,
                 )
             )
             arrivals = Arrivals(span_count)

@@ -8,15 +8,7 @@ import os
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
-    """Connect to `address`, or start an embedded instance.
-
-    The embedded instance keeps up to two idle workers per CPU warm. Ray's default keeps
-    only as many as there are free CPUs. While label's inference actor holds a CPU, each
-    worker that finishes a half-CPU decode task is then killed after a second idle, and the
-    next task pays ~1 s of imports in a fresh process (ray-project/ray#27863). On 2 cores
-    that churn cost about a tenth of label's CPU. Clusters set RAY_num_workers_soft_limit
-    (deploy/k8s).
-    """
+    """Connect to `address`, or start an embedded instance."""
     import ray
     import ray.data
 
@@ -30,8 +22,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:  # the dashboard stays on: it serves the state API Ray Train polls
-        ray.init(num_cpus=num_cpus, _system_config={"num_workers_soft_limit": 2 * (num_cpus or os.cpu_count() or 1)},
-                 **kwargs)
+        ray.init(num_cpus=num_cpus, **kwargs)
 
 
 def cluster_cpus() -> int:
