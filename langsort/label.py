@@ -6,8 +6,9 @@ batch of clip rows) and `file_row`/`clip_rows` (clip probabilities -> one decisi
 see langsort.aggregate). The Ray layer (`label`) streams: a Ray task pass hashes and probes
 files (content identity for resuming), Ray Data cuts spans into clips and spectrograms and
 runs ONNX Runtime on them (on CPU both steps share one actor per CPU), and the driver
-commits finished files in small atomic parts. The final manifests are rebuilt from the parts, sorted, so a re-run over the
-same input and model gives identical files and a killed run loses only uncommitted files.
+commits finished files in small atomic parts. The final manifests are rebuilt from the
+parts, sorted, so a re-run over the same input and model gives identical files and a
+killed run loses only uncommitted files.
 """
 
 from __future__ import annotations
@@ -266,8 +267,7 @@ def label(
     # beside half-CPU decode tasks left 12-15 % of the CPU idle: one stage waited on the
     # other, and Ray Data kept 1.5 of the 2 CPUs for itself once its resource
     # reservation dropped the fractional half CPU. Fused: under 2 % idle, ~550x instead
-    # of ~500x. An inference stage asking for a GPU would not fuse, and decoding would
-    # go back to tasks of its own.
+    # of ~500x.
     cpus = cluster_cpus()
     new_files = 0
     committed = [0]
