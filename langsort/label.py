@@ -55,7 +55,7 @@ class OnnxPredictor:
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
-        # idle ONNX threads must sleep, not spin: the decode tasks need those cores
+        # idle ONNX threads must sleep, not spin: decoding, in this actor and others, needs those cores
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
