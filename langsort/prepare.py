@@ -102,6 +102,7 @@ def prepare_spans(works: list[SpanWork], config: PrepareConfig) -> list[SpanResu
 
 
 def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
+    """Clips of one span on its own (a file in a notebook or a test)."""
     return prepare_spans([work], config)[0]
 
 
