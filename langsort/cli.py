@@ -11,10 +11,7 @@ import typer
 from rich.console import Console
 
 from langsort import train as train_defaults
-from langsort.corpus import CorpusError
-from langsort.export import ExportError, ModelFileError
-from langsort.synth import SynthesisError
-from langsort.train.backbones import WeightsError
+from langsort.errors import LangsortError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find out which language is spoken in every recording of an audio archive.")
@@ -27,11 +24,9 @@ EPOCHS = typer.Option(train_defaults.EPOCHS, min=1)
 BATCH_SIZE = typer.Option(train_defaults.BATCH_SIZE, min=1)
 
 
-class UserError(Exception):
+class UserError(LangsortError):
     """Wrong input from the user: reported as one line, exit status 2."""
 
-
-USER_ERRORS = (UserError, CorpusError, WeightsError, ModelFileError, ExportError, SynthesisError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
 def user_errors(command):
@@ -41,7 +36,7 @@ def user_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except USER_ERRORS as exc:
+        except LangsortError as exc:
             console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 
 from langsort import storage
+from langsort.errors import LangsortError
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class InputFile:
     error: str | None = None  # set when the walk itself could not reach the file
 
 
-class CorpusError(Exception):
+class CorpusError(LangsortError):
     """The input root itself is unusable (a user error, reported in one line)."""
 
 

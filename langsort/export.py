@@ -17,17 +17,18 @@ from dataclasses import dataclass
 import numpy as np
 
 from langsort import __version__, storage
+from langsort.errors import LangsortError
 
 METADATA_KEY = "langsort"
 CARD_KEY = "model_card"
 PARITY_TOLERANCE = 1e-4
 
 
-class ExportError(Exception):
+class ExportError(LangsortError):
     """The exported model does not behave like the trained one."""
 
 
-class ModelFileError(Exception):
+class ModelFileError(LangsortError):
     """A --model that is not a langsort ONNX model; the message says what to do."""
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from langsort import manifest
+from langsort.errors import LangsortError
 
 MODES = ("copy", "link", "move")
 UNKNOWN_DIR, ERROR_DIR = "_unknown", "_error"
@@ -45,7 +46,7 @@ def input_root_of(manifests_dir: str) -> str:
     """The INPUT folder `label` recorded beside the manifests."""
     path = os.path.join(manifests_dir, RUN_FILE)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{manifests_dir} has no {RUN_FILE}: give the labelled folder with --input")
+        raise LangsortError(f"{manifests_dir} has no {RUN_FILE}: give the labelled folder with --input")
     with open(path) as f:
         return json.load(f)["input_root"]
 
@@ -70,10 +71,10 @@ def plan(files: pd.DataFrame, input_root: str, dest: str) -> tuple[list[Step], l
 def sort_archive(manifests_dir: str, dest: str, mode: str = "copy", input_root: str | None = None,
                  dry_run: bool = False, echo=print) -> SortReport:
     if mode not in MODES:
-        raise ValueError(f"unknown --mode {mode!r}: choose copy, link or move")
+        raise LangsortError(f"unknown --mode {mode!r}: choose copy, link or move")
     files_path = os.path.join(manifests_dir, manifest.FILES_NAME)
     if not os.path.isfile(files_path):
-        raise FileNotFoundError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
+        raise LangsortError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
     root = input_root or input_root_of(manifests_dir)
     files = pd.read_parquet(files_path)
     steps, refused = plan(files, root, dest)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from langsort import __version__, manifest
+from langsort.errors import LangsortError
 from langsort.features import SpectrogramParams
 from langsort.prepare import read_meta
 from langsort.train import BATCH_SIZE, EPOCHS
@@ -262,7 +263,7 @@ def summary_line(metrics: dict) -> dict:
 def read_model_meta(model_dir: str) -> dict:
     path = os.path.join(model_dir, MODEL_JSON)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{model_dir} is not a trained model folder (no {MODEL_JSON}): run langsort train first")
+        raise LangsortError(f"{model_dir} is not a trained model folder (no {MODEL_JSON}): run langsort train first")
     with open(path) as f:
         return json.load(f)
 
