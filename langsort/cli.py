@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from langsort import train as train_defaults
+from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.errors import LangsortError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -228,10 +229,10 @@ def models_list():
     if not found:
         typer.echo(f"no models in {registry_dir()}/ (add one with `langsort export MODEL_DIR --register NAME`)")
     for name, info in found:
-        metrics = info.meta.get("metrics", {})
-        typer.echo(f"{name}: {', '.join(info.labels)} | {info.meta['backbone']} {info.meta['image_size']}px | "
+        metrics = info.meta.metrics
+        typer.echo(f"{name}: {', '.join(info.labels)} | {info.meta.backbone} {info.meta.image_size}px | "
                    f"test clip acc {metrics.get('clip_accuracy', float('nan')):.3f}, file acc "
-                   f"{metrics.get('file_accuracy', float('nan')):.3f} | trained {info.meta.get('trained_at', '?')} | "
+                   f"{metrics.get('file_accuracy', float('nan')):.3f} | trained {info.meta.details.get('trained_at', '?')} | "
                    f"sha256 {info.sha256[:12]}")
 
 
@@ -241,19 +242,20 @@ def label(
     input: str = typer.Argument(..., help="Folder of audio to label (any tree); a path or s3:// / gs:// URI."),
     model: str = typer.Option(..., "--model", help="An .onnx file from `langsort export` (path or URI), or a registry name."),
     out: str = typer.Option(..., "--out", help="MANIFESTS folder for files.parquet and clips.parquet (path or URI)."),
-    threshold: float = typer.Option(0.6, min=0.0, max=1.0, help="Below this confidence a file is unknown."),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0, help="Below this confidence a file is unknown."),
     batch_size: int = typer.Option(32, min=1, help="Clips per ONNX Runtime call."),
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
 ):
     """Label every file and clip with ONNX Runtime on Ray Data; resumable, idempotent."""
     from langsort import label as stage
+    from langsort.model import read_model_info
     from langsort.registry import resolve
     from langsort.runtime import init_ray
 
     model = resolve(model)
     _check_out_not_inside(input, out)
-    stage.read_model_info(model)  # a bad --model is a one-line error before Ray starts
+    read_model_info(model)  # a bad --model is a one-line error before Ray starts
     init_ray(address)
     summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
                           progress=not quiet)
@@ -315,7 +317,7 @@ def run(
     weights: str = typer.Option("imagenet", help="imagenet, none or a local weights file."),
     epochs: int = EPOCHS,
     image_size: int = typer.Option(224),
-    threshold: float = typer.Option(0.6, min=0.0, max=1.0),
+    threshold: float = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0),
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
 ):

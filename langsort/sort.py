@@ -11,7 +11,6 @@ the source only after the target is complete.
 from __future__ import annotations
 
 import filecmp
-import json
 import os
 import shutil
 import uuid
@@ -21,10 +20,10 @@ import pandas as pd
 
 from langsort import manifest
 from langsort.errors import LangsortError
+from langsort.parts import input_root_of
 
 MODES = ("copy", "link", "move")
 UNKNOWN_DIR, ERROR_DIR = "_unknown", "_error"
-RUN_FILE = os.path.join(".langsort", "run.json")
 
 
 @dataclass(frozen=True)
@@ -40,15 +39,6 @@ class SortReport:
     already: int = 0  # identical target existed (an earlier, interrupted run)
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     by_folder: dict[str, int] = field(default_factory=dict)
-
-
-def input_root_of(manifests_dir: str) -> str:
-    """The INPUT folder `label` recorded beside the manifests."""
-    path = os.path.join(manifests_dir, RUN_FILE)
-    if not os.path.isfile(path):
-        raise LangsortError(f"{manifests_dir} has no {RUN_FILE}: give the labelled folder with --input")
-    with open(path) as f:
-        return json.load(f)["input_root"]
 
 
 def plan(files: pd.DataFrame, input_root: str, dest: str) -> tuple[list[Step], list[tuple[str, str]]]:
