@@ -12,6 +12,8 @@ from rich.console import Console
 
 from langsort import train as train_defaults
 from langsort.aggregate import DEFAULT_THRESHOLD
+from langsort.annotate import AnnotationFormat
+from langsort.timeline import TimelineParams
 from langsort.errors import LangsortError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -244,10 +246,12 @@ def label(
     out: str = typer.Option(..., "--out", help="MANIFESTS folder for files.parquet and clips.parquet (path or URI)."),
     threshold: float = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0, help="Below this confidence a file is unknown."),
     batch_size: int = typer.Option(32, min=1, help="Clips per ONNX Runtime call."),
+    min_share: float = typer.Option(TimelineParams.min_share, min=0.0, max=1.0,
+                                    help="A second language with at least this share of the speech makes a file mixed."),
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
 ):
-    """Label every file and clip with ONNX Runtime on Ray Data; resumable, idempotent."""
+    """Label every file, clip and language segment with ONNX Runtime on Ray Data; resumable, idempotent."""
     from langsort import label as stage
     from langsort.model import read_model_info
     from langsort.registry import resolve
@@ -258,7 +262,7 @@ def label(
     read_model_info(model)  # a bad --model is a one-line error before Ray starts
     init_ray(address)
     summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
-                          progress=not quiet)
+                          progress=not quiet, min_share=min_share)
     counts = ", ".join(f"{v} {k.removeprefix('language:')}" for k, v in sorted(summary.counts.items()))
     typer.echo(f"labelled {summary.files} files ({summary.labelled_now} now, {summary.reused} already done) in "
                f"{summary.seconds:.0f} s: {counts} -> {out}")
@@ -272,11 +276,14 @@ def sort_command(
     mode: str = typer.Option("copy", help="copy, link or move."),
     input: Optional[Path] = typer.Option(None, "--input", help="The labelled folder, if it moved since labelling."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, touch nothing."),
+    mixed: str = typer.Option("folder", "--mixed",
+                              help="Files with two languages: 'folder' puts them in DEST/_mixed/, 'dominant' with their main language."),
 ):
     """Sort the archive into one folder per language (never overwrites, never loses a file)."""
     from langsort.sort import sort_archive
 
-    report = sort_archive(str(manifests), str(dest), mode, str(input) if input else None, dry_run, typer.echo)
+    report = sort_archive(str(manifests), str(dest), mode, str(input) if input else None, dry_run, typer.echo,
+                          mixed=mixed)
     folders = ", ".join(f"{n} {f}" for f, n in sorted(report.by_folder.items()))
     verb = "would sort" if dry_run else f"sorted ({mode})"
     typer.echo(f"{verb}: {folders}; {report.done} done, {report.already} already in place, "
@@ -285,6 +292,20 @@ def sort_command(
         typer.echo(f"  refused {path}: {why}")
     if report.refused:
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def annotate(
+    manifests: str = typer.Argument(..., help="MANIFESTS folder written by `langsort label` (path or URI)."),
+    to: AnnotationFormat = typer.Option(..., "--to", help="eaf (ELAN), textgrid (Praat), vtt (players) or csv."),
+    out: Path = typer.Option(..., "--out", help="Folder for OUT/<path>.<ext>, one file per labelled recording."),
+):
+    """Each recording's language timeline as an ELAN, Praat, WebVTT or CSV annotation file."""
+    from langsort.annotate import annotate as write_annotations
+
+    written = write_annotations(manifests, to, str(out))
+    typer.echo(f"wrote {len(written)} {to.value} files -> {out}")
 
 
 @app.command()

@@ -35,8 +35,9 @@ def read_truth(path: str) -> dict[str, str]:
     return dict(zip(truth.file.astype(str), truth.language.astype(str)))
 
 
-def build(files: pd.DataFrame, truth: dict[str, str] | None = None) -> dict:
-    """Every figure of the report, as plain data."""
+def build(files: pd.DataFrame, truth: dict[str, str] | None = None, segments: pd.DataFrame | None = None) -> dict:
+    """Every figure of the report, as plain data. With the timeline (segments), hours per
+    language count the time each language is spoken, so a mixed file counts in both."""
     ok = files[files.status == manifest.STATUS_OK]
     per_language = (ok.groupby("language").agg(files=("path", "size"), hours=("duration_s", "sum"))
                     .assign(hours=lambda d: d.hours / 3600).sort_index())
@@ -50,6 +51,11 @@ def build(files: pd.DataFrame, truth: dict[str, str] | None = None) -> dict:
         confidence_histogram=histogram.tolist(),
         reasons=[dict(status=s, reason=r, files=int(n)) for (s, r), n in reasons.items()],
     )
+    if segments is not None and "mixed" in files:
+        spoken = segments.dropna(subset=["language"]).assign(seconds=lambda d: d.end_s - d.start_s)
+        report["speech_hours"] = (spoken.groupby("language").seconds.sum() / 3600).sort_index().to_dict()
+        mixed = int(files.mixed.fillna(False).sum())
+        report["mixed"] = dict(files=mixed, share=mixed / max(len(ok), 1))
     if truth:
         known = files[files.path.isin(truth)]
         labels = sorted(set(truth.values()) | set(ok.language.dropna()))
@@ -69,6 +75,10 @@ def render_text(report: dict) -> str:
              ", ".join(f"{n} {s}" for s, n in sorted(report["status"].items()))]
     for row in report["per_language"]:
         lines.append(f"  {row['language']:<16} {row['files']:>6} files {row['hours']:>8.2f} h")
+    if "speech_hours" in report:
+        lines.append(f"mixed files: {report['mixed']['files']} ({report['mixed']['share']:.0%} of ok files); "
+                     "hours spoken per language (timeline): "
+                     + ", ".join(f"{language} {hours:.2f} h" for language, hours in report["speech_hours"].items()))
     peak = max(report["confidence_histogram"] + [1])
     lines.append("confidence of ok files:")
     for low, count in zip(BINS[:-1], report["confidence_histogram"]):
@@ -139,7 +149,9 @@ def render_html(report: dict, title: str) -> str:
 
 def write(manifests_dir: str, truth_csv: str | None = None) -> tuple[str, str]:
     """(terminal text, path of the HTML report)."""
-    report = build(load(manifests_dir), read_truth(truth_csv) if truth_csv else None)
+    segments_path = os.path.join(manifests_dir, manifest.SEGMENTS_NAME)
+    segments = pd.read_parquet(segments_path) if os.path.isfile(segments_path) else None
+    report = build(load(manifests_dir), read_truth(truth_csv) if truth_csv else None, segments)
     path = os.path.join(manifests_dir, HTML_NAME)
     with open(path, "w", encoding="utf-8") as f:
         f.write(render_html(report, f"langsort report: {os.path.abspath(manifests_dir)}"))

@@ -23,7 +23,8 @@ from langsort.errors import LangsortError
 from langsort.parts import input_root_of
 
 MODES = ("copy", "link", "move")
-UNKNOWN_DIR, ERROR_DIR = "_unknown", "_error"
+UNKNOWN_DIR, ERROR_DIR, MIXED_DIR = "_unknown", "_error", "_mixed"
+MIXED_CHOICES = ("folder", "dominant")  # mixed files in DEST/_mixed/, or with their dominant language
 
 
 @dataclass(frozen=True)
@@ -41,13 +42,20 @@ class SortReport:
     by_folder: dict[str, int] = field(default_factory=dict)
 
 
-def plan(files: pd.DataFrame, input_root: str, dest: str) -> tuple[list[Step], list[tuple[str, str]]]:
+def folder_of(row, mixed: str = "folder") -> str:
+    """The DEST folder of a file row: its language, _mixed, _unknown or _error."""
+    if row.status == manifest.STATUS_OK:
+        return MIXED_DIR if mixed == "folder" and getattr(row, "mixed", False) is True else row.language
+    return UNKNOWN_DIR if row.status == manifest.STATUS_UNKNOWN else ERROR_DIR
+
+
+def plan(files: pd.DataFrame, input_root: str, dest: str,
+         mixed: str = "folder") -> tuple[list[Step], list[tuple[str, str]]]:
     """Steps for every file row, and the rows refused because their path would escape DEST."""
     dest_real = os.path.realpath(dest)
     steps, refused = [], []
     for row in files.itertuples(index=False):
-        folder = row.language if row.status == manifest.STATUS_OK else (
-            UNKNOWN_DIR if row.status == manifest.STATUS_UNKNOWN else ERROR_DIR)
+        folder = folder_of(row, mixed)
         relative = str(row.path)
         target = os.path.realpath(os.path.join(dest_real, str(folder), relative))
         if (os.path.isabs(relative) or ".." in relative.split("/") or "/" in str(folder) or str(folder) in ("", ".", "..")
@@ -59,15 +67,17 @@ def plan(files: pd.DataFrame, input_root: str, dest: str) -> tuple[list[Step], l
 
 
 def sort_archive(manifests_dir: str, dest: str, mode: str = "copy", input_root: str | None = None,
-                 dry_run: bool = False, echo=print) -> SortReport:
+                 dry_run: bool = False, echo=print, mixed: str = "folder") -> SortReport:
     if mode not in MODES:
         raise LangsortError(f"unknown --mode {mode!r}: choose copy, link or move")
+    if mixed not in MIXED_CHOICES:
+        raise LangsortError(f"unknown --mixed {mixed!r}: choose {' or '.join(MIXED_CHOICES)}")
     files_path = os.path.join(manifests_dir, manifest.FILES_NAME)
     if not os.path.isfile(files_path):
         raise LangsortError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
     root = input_root or input_root_of(manifests_dir)
     files = pd.read_parquet(files_path)
-    steps, refused = plan(files, root, dest)
+    steps, refused = plan(files, root, dest, mixed)
     report = SortReport(refused=list(refused))
     for step in steps:
         report.by_folder[step.folder] = report.by_folder.get(step.folder, 0) + 1
