@@ -1,6 +1,7 @@
 """`langsort sort`: the archive sorted into DEST/<language>/<relative path> from the manifest.
 
-Files that are not `ok` go to DEST/_unknown/ and DEST/_error/. Safety rules, because this
+Files that are not `ok` go to DEST/_unknown/ and DEST/_error/; a file a person reviewed
+(reviews.parquet) goes where they decided. Safety rules, because this
 touches the archive itself: a target that exists is never overwritten (an identical one
 counts as done, so a re-run after an interruption finishes the job); a path that would
 land outside DEST is refused; copy and cross-device move write a temporary file and
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from langsort import manifest
+from langsort import manifest, reviews, storage
 
 MODES = ("copy", "link", "move")
 UNKNOWN_DIR, ERROR_DIR = "_unknown", "_error"
@@ -43,20 +44,24 @@ class SortReport:
 
 def input_root_of(manifests_dir: str) -> str:
     """The INPUT folder `label` recorded beside the manifests."""
-    path = os.path.join(manifests_dir, RUN_FILE)
-    if not os.path.isfile(path):
+    path = storage.join(manifests_dir, RUN_FILE)
+    if not storage.exists(path):
         raise FileNotFoundError(f"{manifests_dir} has no {RUN_FILE}: give the labelled folder with --input")
-    with open(path) as f:
-        return json.load(f)["input_root"]
+    return json.loads(storage.read_bytes(path))["input_root"]
 
 
-def plan(files: pd.DataFrame, input_root: str, dest: str) -> tuple[list[Step], list[tuple[str, str]]]:
-    """Steps for every file row, and the rows refused because their path would escape DEST."""
+def plan(files: pd.DataFrame, input_root: str, dest: str,
+         reviewed: dict[str, str] | None = None) -> tuple[list[Step], list[tuple[str, str]]]:
+    """Steps for every file row, and the rows refused because their path would escape DEST.
+    `reviewed` (path -> language a person decided) overrides the model's folder."""
     dest_real = os.path.realpath(dest)
     steps, refused = [], []
     for row in files.itertuples(index=False):
         folder = row.language if row.status == manifest.STATUS_OK else (
             UNKNOWN_DIR if row.status == manifest.STATUS_UNKNOWN else ERROR_DIR)
+        decided = (reviewed or {}).get(row.path)
+        if decided is not None:
+            folder = UNKNOWN_DIR if decided in reviews.NOT_A_LANGUAGE else decided
         relative = str(row.path)
         target = os.path.realpath(os.path.join(dest_real, str(folder), relative))
         if (os.path.isabs(relative) or ".." in relative.split("/") or "/" in str(folder) or str(folder) in ("", ".", "..")
@@ -76,7 +81,7 @@ def sort_archive(manifests_dir: str, dest: str, mode: str = "copy", input_root: 
         raise FileNotFoundError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
     root = input_root or input_root_of(manifests_dir)
     files = pd.read_parquet(files_path)
-    steps, refused = plan(files, root, dest)
+    steps, refused = plan(files, root, dest, reviews.file_decisions(reviews.load(manifests_dir)))
     report = SortReport(refused=list(refused))
     for step in steps:
         report.by_folder[step.folder] = report.by_folder.get(step.folder, 0) + 1
