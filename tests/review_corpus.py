@@ -27,8 +27,9 @@ class Recording:
     rate: int = 16000
 
 
+MIXED = "interviews/mixed-01.wav"
 RECORDINGS = [
-    Recording("interviews/mixed-01.wav", (("spanish", 9.0), ("maya", 8.0))),
+    Recording(MIXED, (("spanish", 9.0), ("maya", 8.0))),
     Recording("interviews/maya-02.flac", (("maya", 12.0),)),
     Recording("phone/call-03.wav", (("spanish", 10.0),), subtype="ULAW", rate=8000),
     Recording("radio/jingle-04.wav", (("music", 6.0),)),
@@ -45,13 +46,13 @@ def _probabilities(language: str, rng: np.random.Generator, top: float | None = 
     return {manifest.prob_column(label): top if label == language else 1.0 - top for label in LABELS}
 
 
-def build(root: str, extra_rows: int = 0, seed: int = 3) -> tuple[str, str]:
-    """ARCHIVE and MANIFESTS under `root` for RECORDINGS, plus `extra_rows` files.parquet rows
+def build(root: str, extra_rows: int = 0, seed: int = 3, recordings: list[Recording] = RECORDINGS) -> tuple[str, str]:
+    """ARCHIVE and MANIFESTS under `root` for `recordings`, plus `extra_rows` files.parquet rows
     (no audio) so the list has pages. Returns (archive, manifests)."""
     rng = np.random.default_rng(seed)
     archive, manifests = os.path.join(root, "archive"), os.path.join(root, "manifests")
     files, clips, segments = [], [], []
-    for rec in RECORDINGS:
+    for rec in recordings:
         samples = _samples(rec, rng)
         target = os.path.join(archive, rec.path)
         os.makedirs(os.path.dirname(target), exist_ok=True)

@@ -21,7 +21,7 @@ from langsort import manifest, reviews
 from langsort.review.app import create_app
 
 LOCAL = dict(base_url="http://127.0.0.1:8765", client=("127.0.0.1", 50000))
-MIXED = "interviews/mixed-01.wav"
+MIXED = review_corpus.MIXED
 
 
 @pytest.fixture(scope="module")
