@@ -77,7 +77,7 @@ def build(root: str, extra_rows: int = 0, seed: int = 3, recordings: list[Record
             best = max(LABELS, key=lambda label: clip[manifest.prob_column(label)])
             clip.update(language=best, confidence=clip[manifest.prob_column(best)], model_sha256="fixture")
         clips += clip_rows
-        languages = [lang for lang, _ in rec.parts if lang != "music"]
+        languages = list(dict.fromkeys(lang for lang, _ in rec.parts if lang != "music"))
         if clip_rows:
             mean = {c: float(np.mean([r[c] for r in clip_rows])) for c in map(manifest.prob_column, LABELS)}
             best = max(LABELS, key=lambda label: mean[manifest.prob_column(label)])

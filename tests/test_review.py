@@ -302,3 +302,60 @@ def test_in_a_browser_a_clicked_stretch_plays_and_a_correction_reaches_sort(serv
     assert plan.exit_code == 0, plan.output
     line = next(line for line in plan.output.splitlines() if line.endswith(MIXED))
     assert line.endswith(os.path.join(str(tmp_path / "sorted"), "maya", MIXED))  # the model said spanish
+
+
+def test_the_app_works_the_same_on_s3_manifests(s3, corpus):
+    archive, manifests = corpus
+    for folder, prefix in ((archive, "tapes"), (manifests, "manifests")):
+        for directory, _, names in os.walk(folder):
+            for name in names:
+                full = os.path.join(directory, name)
+                if not os.path.islink(full):
+                    s3.upload_file(full, "archive", f"{prefix}/{os.path.relpath(full, folder)}")
+    s3.put_object(Bucket="archive", Key="manifests/.langsort/run.json", Body=b'{"input_root": "s3://archive/tapes"}')
+    client = TestClient(create_app("s3://archive/manifests"), **LOCAL)
+
+    assert client.get("/api/files").json()["total"] == 255
+    assert client.get(f"/files/{MIXED}").text.count('class="band"') == 2
+    original = open(os.path.join(archive, MIXED), "rb").read()
+    part = client.get(f"/audio/{MIXED}", headers={"Range": "bytes=44-143"})
+    assert part.status_code == 206 and part.content == original[44:144]
+    assert client.get("/audio/phone/call-03.wav").headers["content-type"] == "audio/wav"
+    assert client.post("/api/reviews", json=dict(path=MIXED, language="maya")).status_code == 201
+    assert reviews.file_decisions(reviews.load("s3://archive/manifests")) == {MIXED: "maya"}
+
+
+def test_the_review_command_serves_other_hosts_only_with_its_printed_token(manifests):
+    """`langsort review` as a person runs it: bound to all addresses, it prints a URL with a
+    token, and the token is what lets a request in."""
+    import re
+    import socket
+    import subprocess
+    import sys
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "langsort", "review", manifests, "--host", "0.0.0.0", "--port", str(port), "--no-open"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        printed = process.stdout.readline()
+        token = re.search(r"\?token=(\S+)", printed).group(1)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/?token={token}", timeout=5) as answer:
+                    assert answer.status == 200 and b"langsort review" in answer.read()
+                break
+            except urllib.error.URLError as exc:
+                if isinstance(exc, urllib.error.HTTPError) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/files", timeout=5)
+        assert refused.value.code == 403
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -84,6 +84,7 @@ def create_app(manifests_dir: str, token: str | None = None) -> FastAPI:
         axis = drawing.axis_of(found["file"]["duration_s"], found["clips"], timeline)
         return templates.TemplateResponse(request, "file.html", dict(
             common, **found, axis=axis, choices=catalog.choices,
+            probabilities=[(label, found["file"].get(manifest.prob_column(label))) for label in catalog.labels],
             timeline_kind="segments" if found["segments"] is not None else "clips",
             bands=drawing.bands(timeline, axis, palette), ticks=drawing.ticks(axis),
             lines=drawing.probability_lines(found["clips"], catalog.labels, axis, palette)))

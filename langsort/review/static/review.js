@@ -47,6 +47,14 @@
   reviewer.value = localStorage.getItem("langsort-reviewer") || "";
   reviewer.addEventListener("change", function () { localStorage.setItem("langsort-reviewer", reviewer.value); });
 
+  // as drawing.clock: 7.5 -> 0:07.5, 60 -> 1:00, 4000 -> 1:06:40
+  function clock(seconds) {
+    const tenths = Math.round(seconds * 10), whole = Math.floor(tenths / 10), tenth = tenths % 10;
+    const h = Math.floor(whole / 3600), m = Math.floor(whole % 3600 / 60), s = String(whole % 60).padStart(2, "0");
+    if (h) return h + ":" + String(m).padStart(2, "0") + ":" + s;
+    return m + ":" + s + (tenth ? "." + tenth : "");
+  }
+
   function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
 
   document.querySelectorAll(".choice").forEach(function (button) {
@@ -64,7 +72,7 @@
         if (!response.ok) throw new Error(answer.detail || response.statusText);
         saved.textContent = "Saved: " + answer.language + (stretch ? " for the selected stretch" : " for the whole recording");
         const row = document.createElement("tr");
-        [answer.reviewed_at, answer.language, stretch ? document.getElementById("selected").textContent : "whole recording",
+        [answer.reviewed_at, answer.language, stretch ? clock(answer.start_s) + "–" + clock(answer.end_s) : "whole recording",
          answer.reviewer || "", answer.note || ""].forEach(function (t) { row.appendChild(cell(t)); });
         document.getElementById("history").prepend(row);
       } catch (error) {
