@@ -320,11 +320,12 @@ def review(
     host: str = typer.Option("127.0.0.1", help="Address to listen on; any but loopback requires the printed token."),
     port: int = typer.Option(8765, min=1, max=65535),
     no_open: bool = typer.Option(False, "--no-open", help="Do not open a browser."),
+    input: Optional[str] = typer.Option(None, "--input", help="The labelled folder, if it moved since labelling."),
 ):
     """Listen to recordings, see their timelines and record corrections in a local web app."""
     from langsort.review.server import serve
 
-    serve(manifests, host, port, open_browser=not no_open, echo=typer.echo)
+    serve(manifests, host, port, open_browser=not no_open, input_root=input, echo=typer.echo)
 
 
 def _print_run(result) -> None:

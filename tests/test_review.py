@@ -359,3 +359,15 @@ def test_the_review_command_serves_other_hosts_only_with_its_printed_token(manif
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_an_archive_that_moved_is_found_with_input(corpus, manifests, tmp_path):
+    moved = tmp_path / "moved"
+    shutil.copytree(corpus[0], moved, symlinks=True)
+    os.remove(os.path.join(manifests, ".langsort", "run.json"))
+    from langsort.cli import app
+
+    result = CliRunner().invoke(app, ["review", manifests, "--no-open"])
+    assert result.exit_code == 2 and "--input" in result.output
+    client = TestClient(create_app(manifests, input_root=str(moved)), **LOCAL)
+    assert client.get(f"/audio/{MIXED}").content == (moved / MIXED).read_bytes()

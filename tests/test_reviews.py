@@ -15,7 +15,7 @@ import review_corpus
 from langsort import manifest, reviews
 from langsort.audio import AudioInfo
 from langsort.corpus import InputFile
-from langsort.prepare import PrepareConfig, SpanWork, plan_spans, prepare_span
+from langsort.prepare import PrepareConfig, plan_spans, prepare_span
 from langsort.report import write
 from langsort.sort import UNKNOWN_DIR, plan
 

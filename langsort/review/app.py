@@ -37,9 +37,10 @@ class ReviewIn(BaseModel):
     note: str | None = None
 
 
-def create_app(manifests_dir: str, token: str | None = None) -> FastAPI:
-    """The app over one MANIFESTS folder; `token` None answers loopback only (see guard.py)."""
-    catalog = Catalog(manifests_dir)
+def create_app(manifests_dir: str, token: str | None = None, input_root: str | None = None) -> FastAPI:
+    """The app over one MANIFESTS folder; `token` None answers loopback only (see guard.py);
+    `input_root` is the labelled folder when it is not where run.json says."""
+    catalog = Catalog(manifests_dir, input_root)
     palette = drawing.colours(catalog.labels)
     cache = tempfile.TemporaryDirectory(prefix="langsort-review-")  # transcoded audio
 

@@ -72,7 +72,7 @@ class Catalog:
     """The manifests of one review session. Decisions are written through `record`, which
     serialises writers so none is lost."""
 
-    def __init__(self, manifests_dir: str):
+    def __init__(self, manifests_dir: str, input_root: str | None = None):
         files_path = storage.join(manifests_dir, manifest.FILES_NAME)
         if not storage.exists(files_path):
             raise FileNotFoundError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
@@ -80,7 +80,7 @@ class Catalog:
         self.files = manifest.read(files_path).to_pandas()
         self.labels = manifest.labels_in(self.files.columns)
         self.choices = reviews.choices(self.files)
-        self.input_root = input_root_of(manifests_dir)
+        self.input_root = input_root or input_root_of(manifests_dir)
         self.paths = frozenset(self.files.path)
         self.has_segments = storage.exists(storage.join(manifests_dir, manifest.SEGMENTS_NAME))
         self._lock = threading.Lock()

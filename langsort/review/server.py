@@ -27,14 +27,14 @@ def check_port(host: str, port: int) -> None:
 
 
 def serve(manifests_dir: str, host: str = "127.0.0.1", port: int = 8765, open_browser: bool = True,
-          echo=print) -> None:
+          input_root: str | None = None, echo=print) -> None:
     """Serve the review app until interrupted. Any host but loopback gets a fresh token."""
     import uvicorn
 
     from langsort.review.app import create_app
 
     token = None if is_loopback(host) else secrets.token_urlsafe(24)
-    app = create_app(manifests_dir, token)
+    app = create_app(manifests_dir, token, input_root)
     check_port(host, port)
     url = url_of(host, port, token)
     echo(f"reviewing {manifests_dir}: open {url}" + ("" if token is None else "  (the token is needed from other machines)"))
