@@ -13,8 +13,8 @@ from rich.console import Console
 from langsort import train as train_defaults
 from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.annotate import AnnotationFormat
-from langsort.timeline import TimelineParams
 from langsort.errors import LangsortError
+from langsort.timeline import TimelineParams
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Find out which language is spoken in every recording of an audio archive.")
@@ -73,12 +73,16 @@ def prepare(
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Take the first folder level as the label."),
     save_png: bool = typer.Option(False, "--save-png", help="Also write each spectrogram as a PNG under OUT/png."),
     seed: int = typer.Option(0, help="Seed for augmentation."),
+    reviewed: Optional[str] = typer.Option(None, "--reviewed", help="MANIFESTS where people reviewed recordings "
+                                           "(langsort review): add their decisions as labelled recordings."),
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
 ):
     """Split every recording into 3-15 s speech clips and turn each into a log-mel spectrogram."""
     from langsort import prepare as stage
     from langsort.features import SpectrogramParams
+    from langsort.parts import input_root_of
+    from langsort.reviews import training_inputs
     from langsort.runtime import init_ray
     from langsort.segment import SegmentParams
 
@@ -88,8 +92,13 @@ def prepare(
         augment=augment, seed=seed,
     )
     _check_out_not_inside(input, out)
+    extra = []
+    if reviewed:
+        extra = training_inputs(reviewed, input_root_of(reviewed))
+        typer.echo(f"adding {len(extra)} reviewed recording(s) from {reviewed}")
     init_ray(address)
-    summary = stage.prepare(str(input), str(out), config, labelled=labels, save_png=save_png, progress=not quiet)
+    summary = stage.prepare(str(input), str(out), config, labelled=labels, save_png=save_png, progress=not quiet,
+                            reviewed=extra)
     typer.echo(
         f"prepared {summary.files} files ({summary.audio_seconds / 3600:.2f} h): {summary.ok} ok, "
         f"{summary.unknown} without usable speech, {summary.errors} unreadable; {summary.clips} clips -> {out}"
@@ -320,6 +329,21 @@ def report(
     text, path = write(str(manifests), str(truth) if truth else None)
     typer.echo(text)
     typer.echo(f"HTML report: {path}")
+
+
+@app.command()
+@user_errors
+def review(
+    manifests: str = typer.Argument(..., help="MANIFESTS folder written by `langsort label` (path or URI)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; any but loopback requires the printed token."),
+    port: int = typer.Option(8765, min=1, max=65535),
+    no_open: bool = typer.Option(False, "--no-open", help="Do not open a browser."),
+    input: Optional[str] = typer.Option(None, "--input", help="The labelled folder, if it moved since labelling."),
+):
+    """Listen to recordings, see their timelines and record corrections in a local web app."""
+    from langsort.review.server import serve
+
+    serve(manifests, host, port, open_browser=not no_open, input_root=input, echo=typer.echo)
 
 
 def _print_run(result) -> None:

@@ -159,3 +159,26 @@ class AtomicParquetWriter:
 
     def __exit__(self, exc_type, exc, tb):
         self.commit() if exc_type is None else self.abort()
+
+
+# --------------------------------------------------------------------------------------
+# Decisions made by people (`langsort review`), read by sort, report and prepare --reviewed
+
+REVIEWS_NAME = "reviews.parquet"
+
+REVIEWS_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),  # as in files.parquet
+        ("start_s", pa.float64()),  # null with end_s: a decision about the whole file
+        ("end_s", pa.float64()),
+        ("language", pa.string()),  # a model label, "unknown" or "not speech"
+        ("reviewer", pa.string()),
+        ("note", pa.string()),
+        ("reviewed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def labels_in(columns) -> list[str]:
+    """The model's labels, read back from a label manifest's `p_<label>` columns."""
+    return [c[len(prob_column("")):] for c in columns if c.startswith(prob_column(""))]

@@ -1,6 +1,7 @@
 """`langsort sort`: the archive sorted into DEST/<language>/<relative path> from the manifest.
 
-Files that are not `ok` go to DEST/_unknown/ and DEST/_error/. Safety rules, because this
+Files that are not `ok` go to DEST/_unknown/ and DEST/_error/; a file a person reviewed
+(reviews.parquet) goes where they decided. Safety rules, because this
 touches the archive itself: a target that exists is never overwritten (an identical one
 counts as done, so a re-run after an interruption finishes the job); a path that would
 land outside DEST is refused; copy and cross-device move write a temporary file and
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from langsort import manifest
+from langsort import manifest, reviews
 from langsort.errors import LangsortError
 from langsort.parts import input_root_of
 
@@ -42,20 +43,24 @@ class SortReport:
     by_folder: dict[str, int] = field(default_factory=dict)
 
 
-def folder_of(row, mixed: str = "folder") -> str:
-    """The DEST folder of a file row: its language, _mixed, _unknown or _error."""
+def folder_of(row, mixed: str = "folder", decided: str | None = None) -> str:
+    """The DEST folder of a file row: what a person decided, else its language, _mixed,
+    _unknown or _error."""
+    if decided is not None:
+        return UNKNOWN_DIR if decided in reviews.NOT_A_LANGUAGE else decided
     if row.status == manifest.STATUS_OK:
         return MIXED_DIR if mixed == "folder" and getattr(row, "mixed", False) is True else row.language
     return UNKNOWN_DIR if row.status == manifest.STATUS_UNKNOWN else ERROR_DIR
 
 
-def plan(files: pd.DataFrame, input_root: str, dest: str,
-         mixed: str = "folder") -> tuple[list[Step], list[tuple[str, str]]]:
-    """Steps for every file row, and the rows refused because their path would escape DEST."""
+def plan(files: pd.DataFrame, input_root: str, dest: str, mixed: str = "folder",
+         reviewed: dict[str, str] | None = None) -> tuple[list[Step], list[tuple[str, str]]]:
+    """Steps for every file row, and the rows refused because their path would escape DEST.
+    `reviewed` (path -> language a person decided) overrides the model's folder."""
     dest_real = os.path.realpath(dest)
     steps, refused = [], []
     for row in files.itertuples(index=False):
-        folder = folder_of(row, mixed)
+        folder = folder_of(row, mixed, (reviewed or {}).get(row.path))
         relative = str(row.path)
         target = os.path.realpath(os.path.join(dest_real, str(folder), relative))
         if (os.path.isabs(relative) or ".." in relative.split("/") or "/" in str(folder) or str(folder) in ("", ".", "..")
@@ -77,7 +82,7 @@ def sort_archive(manifests_dir: str, dest: str, mode: str = "copy", input_root: 
         raise LangsortError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
     root = input_root or input_root_of(manifests_dir)
     files = pd.read_parquet(files_path)
-    steps, refused = plan(files, root, dest, mixed)
+    steps, refused = plan(files, root, dest, mixed, reviews.file_decisions(reviews.load(manifests_dir)))
     report = SortReport(refused=list(refused))
     for step in steps:
         report.by_folder[step.folder] = report.by_folder.get(step.folder, 0) + 1
