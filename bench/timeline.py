@@ -146,16 +146,20 @@ def main() -> None:
     parser.add_argument("--model", help="an exported .onnx; default: train one on seen voices")
     parser.add_argument("--mixed", type=int, default=16)
     parser.add_argument("--mono", type=int, default=12)
+    parser.add_argument("--keep-recordings", action="store_true", help="reuse the recordings of an earlier run")
     args = parser.parse_args()
     base = out_dir("timeline")
     texts = shared_texts()
     if texts is None:
         raise SystemExit("../shared/corpus-text not found beside the repository")
     held_out = {language: lines[int(len(lines) * 0.75):] for language, lines in texts.items()}
-    recordings = os.path.join(base, "recordings")
-    shutil.rmtree(recordings, ignore_errors=True)
-    truth = make_recordings(recordings, args.mixed, args.mono, held_out)
-    truth.to_csv(os.path.join(base, "truth.csv"), index=False)
+    recordings, truth_csv = os.path.join(base, "recordings"), os.path.join(base, "truth.csv")
+    if args.keep_recordings and os.path.isfile(truth_csv):
+        truth = pd.read_csv(truth_csv)
+    else:
+        shutil.rmtree(recordings, ignore_errors=True)
+        truth = make_recordings(recordings, args.mixed, args.mono, held_out)
+        truth.to_csv(truth_csv, index=False)
 
     init_ray()
     model = args.model or trained_model(base)

@@ -40,21 +40,25 @@ COMMIT_ROWS, COMMIT_SECONDS = 64, 5.0  # a part is committed at this many files 
 SPAN_ROWS = pa.schema([
     ("path", pa.string()), ("span_index", pa.int64()), ("kind", pa.string()), ("start_s", pa.float64()),
     ("end_s", pa.float64()), ("grid", pa.binary()), ("error", pa.string()), ("longest_dropped_s", pa.float64()),
-    ("not_speech_clips", pa.int64()), ("span_clips", pa.int64()),
+    ("not_speech_clips", pa.int64()), ("span_clips", pa.int64()), ("pauses", pa.binary()),
 ])
 
 
 def span_rows(items: list[dict], config: ClipConfig) -> list[dict]:
-    """Span work items -> their clip rows plus one marker row per span."""
+    """Span work items -> their clip rows (with the pauses inside each clip, for the
+    timeline) plus one marker row per span."""
     works = [SpanWork(InputFile(i["source"], i["path"]), i["start_s"], i["end_s"]) for i in items]
+    shape = config.spectrogram.grid_shape
     rows = []
     for item, work, result in zip(items, works, cut_spans(works, config)):
         base = dict(path=work.file.path, span_index=item["index"])
         rows += [dict(base, kind="clip", start_s=s, end_s=e, grid=g, error=None, longest_dropped_s=0.0,
-                      not_speech_clips=0, span_clips=0) for s, e, g in result.clips]
+                      not_speech_clips=0, span_clips=0,
+                      pauses=timeline.pauses_in_grid(np.frombuffer(g, np.uint8).reshape(shape), s, e).tobytes())
+                 for s, e, g in result.clips]
         rows.append(dict(base, kind="span", start_s=work.start_s, end_s=work.end_s, grid=None, error=result.error,
                          longest_dropped_s=result.longest_dropped_s, not_speech_clips=result.not_speech_clips,
-                         span_clips=len(result.clips)))
+                         span_clips=len(result.clips), pauses=None))
     return rows
 
 
@@ -96,9 +100,11 @@ def clip_rows(path: str, clips: list[dict], model: ModelInfo) -> list[dict]:
 
 def timeline_of(clips: list[dict], labels: list[str], params: timeline.TimelineParams) -> list[timeline.Segment]:
     """A file's language segments from its clips: per-column windows where the model gives
-    them, else one window per clip."""
-    windows = []
+    them, else one window per clip; boundaries snap to the pauses inside clips."""
+    windows, pauses = [], [np.zeros((0, 2))]
     for clip, p in zip(clips, _probabilities(clips, labels)):
+        if clip.get("pauses") is not None:
+            pauses.append(np.frombuffer(clip["pauses"], np.float64).reshape(-1, 2))
         if clip.get("columns") is not None:
             columns = np.frombuffer(clip["columns"], np.float32).reshape(-1, len(labels))
             windows += timeline.windows_of_clip(clip["start_s"], clip["end_s"], columns)
@@ -107,7 +113,7 @@ def timeline_of(clips: list[dict], labels: list[str], params: timeline.TimelineP
     if not windows:
         return []
     starts, ends, probs = (np.array([w[k] for w in windows], np.float64) for k in range(3))
-    return timeline.segments(starts, ends, probs, params)
+    return timeline.segments(starts, ends, probs, params, np.concatenate(pauses))
 
 
 def with_timeline(row: dict, found: list[timeline.Segment], labels: list[str], min_share: float) -> dict:

@@ -29,6 +29,7 @@ class TimelineParams:
     pause_discount: float = 0.5  # a change across a pause (gap between clips) costs this share
     pause_seconds: float = 0.25  # a gap at least this long between windows is a pause
     merge_gap_seconds: float = 3.0  # same-language stretches closer than this are one segment
+    snap_seconds: float = 2.5  # a change of language moves to the longest pause this close, if any
     min_share: float = 0.1  # a second language with at least this share of speech makes a file mixed
 
 
@@ -72,10 +73,26 @@ def smooth(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray, params: Time
     return path
 
 
-def segments(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray,
-             params: TimelineParams = TimelineParams()) -> list[Segment]:
+def pauses_in_grid(grid: np.ndarray, start_s: float, end_s: float, min_seconds: float = 0.15) -> np.ndarray:
+    """Pauses inside a clip, [k, 2] seconds, read from its spectrogram grid: runs of time
+    columns much quieter than the clip's speech (the grid is peak-normalised log-mel, so
+    this is relative to the clip, and works under steady noise)."""
+    loudness = grid.astype(np.float32).mean(axis=0)
+    low, high = np.percentile(loudness, [10, 90])
+    quiet = loudness < low + 0.25 * (high - low)
+    seconds_per_column = (end_s - start_s) / len(loudness)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], quiet.astype(np.int8), [0]])))
+    runs = edges.reshape(-1, 2)
+    runs = runs[(runs[:, 1] - runs[:, 0]) * seconds_per_column >= min_seconds]
+    return (start_s + runs * seconds_per_column).astype(np.float64)
+
+
+def segments(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray, params: TimelineParams = TimelineParams(),
+             pauses: np.ndarray | None = None) -> list[Segment]:
     """Windows -> ordered, non-overlapping segments of one language each; silence between
-    windows longer than `merge_gap_seconds` ends a segment."""
+    windows longer than `merge_gap_seconds` ends a segment. `pauses` ([k, 2] seconds, inside
+    clips) are where a change of language most likely happened: a boundary found from the
+    windows moves to the longest pause within `snap_seconds`."""
     if len(starts) == 0:
         return []
     order = np.argsort(starts, kind="stable")
@@ -88,7 +105,24 @@ def segments(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray,
             mean = weights @ probs[first:i] / max(weights.sum(), 1e-9)
             out.append(Segment(float(starts[first]), float(max(ends[first:i])), int(path[first]), mean / mean.sum()))
             first = i
-    return _without_overlap(out)
+    return _without_overlap(_snapped(out, pauses, params.snap_seconds) if pauses is not None and len(pauses) else out)
+
+
+def _snapped(found: list[Segment], pauses: np.ndarray, reach: float) -> list[Segment]:
+    """Boundaries between touching segments of different languages moved to the middle of
+    the longest pause within `reach` seconds, when it lies inside both segments."""
+    middles, lengths = pauses.mean(axis=1), pauses[:, 1] - pauses[:, 0]
+    for i in range(1, len(found)):
+        before, after = found[i - 1], found[i]
+        if before.language == after.language or after.start_s - before.end_s > 1e-6:
+            continue
+        near = np.flatnonzero((np.abs(middles - before.end_s) <= reach) & (middles > before.start_s)
+                              & (middles < after.end_s))
+        if len(near):
+            middle = float(middles[near[np.argmax(lengths[near])]])
+            found[i - 1] = Segment(before.start_s, middle, before.language, before.probabilities)
+            found[i] = Segment(middle, after.end_s, after.language, after.probabilities)
+    return found
 
 
 def _without_overlap(found: list[Segment]) -> list[Segment]:
