@@ -4,6 +4,7 @@ import os
 import pytest
 
 from langsort import compare, registry
+from langsort.errors import LangsortError
 from langsort.train.loop import TrainOptions
 
 
@@ -11,7 +12,7 @@ def test_trial_grid_crosses_every_setting_and_rejects_unknown_backbones():
     trials = compare.trial_grid(["mobilenet_v2", "resnet50"], [64, 96], [1e-3])
     assert [t.name for t in trials] == ["mobilenet_v2-64px-lr0.001", "mobilenet_v2-96px-lr0.001",
                                         "resnet50-64px-lr0.001", "resnet50-96px-lr0.001"]
-    with pytest.raises(ValueError, match="unknown backbone 'vgg16'"):
+    with pytest.raises(LangsortError, match="unknown backbone 'vgg16'"):
         compare.trial_grid(["vgg16"], [None], [1e-3])
 
 

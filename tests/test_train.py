@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from langsort.errors import LangsortError
 from langsort.train import data as train_data
 from langsort.train.backbones import BACKBONES, WeightsError, build_model, make_backbone
 
@@ -30,7 +31,7 @@ def test_split_is_by_recording_stratified_and_reproducible(n):
 
 
 def test_split_refuses_a_language_with_too_few_recordings():
-    with pytest.raises(ValueError, match="at least 3"):
+    with pytest.raises(LangsortError, match="at least 3"):
         train_data.split_recordings(recordings(2))
 
 
