@@ -50,6 +50,19 @@ def make_corpora(base: str, per_language: int, unseen_per_language: int, keep: b
     return corpus, unseen
 
 
+def trained_model(base: str) -> str:
+    """A model trained at defaults on the seen-voices corpus and exported, for benches that
+    need one (timeline, short files); kept under `base`."""
+    from langsort.export import export
+
+    corpus, _ = make_corpora(os.path.join(base, "training"), 36, 1, keep=True)
+    prepared, model_dir = os.path.join(base, "prepared"), os.path.join(base, "model")
+    shutil.rmtree(prepared, ignore_errors=True)
+    prepare(corpus, prepared, PrepareConfig(augment=2), progress=False)
+    fit(prepared, model_dir, TrainOptions(weights="none"), progress=True)
+    return export(model_dir).path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--per-language", type=int, default=36)

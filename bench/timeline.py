@@ -22,7 +22,7 @@ import shutil
 
 import numpy as np
 import pandas as pd
-from accuracy import SEEN_VOICES, UNSEEN_VOICES, make_corpora
+from accuracy import SEEN_VOICES, UNSEEN_VOICES, trained_model
 from common import Stopwatch, out_dir, shared_texts
 from scipy.signal import butter, sosfilt
 
@@ -126,19 +126,6 @@ def score(truth: pd.DataFrame, segments: pd.DataFrame, files: pd.DataFrame) -> d
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return dict(time_accuracy=right / speech, boundary_precision=precision, boundary_recall=recall, boundary_f1=f1,
                 changes=n_true, mono_one_language=mono_ok / mono if mono else float("nan"), mono=mono)
-
-
-def trained_model(base: str) -> str:
-    from langsort.export import export
-    from langsort.prepare import PrepareConfig, prepare
-    from langsort.train.loop import TrainOptions, fit
-
-    corpus, _ = make_corpora(os.path.join(base, "training"), 36, 1, keep=True)
-    prepared, model_dir = os.path.join(base, "prepared"), os.path.join(base, "model")
-    shutil.rmtree(prepared, ignore_errors=True)
-    prepare(corpus, prepared, PrepareConfig(augment=2), progress=False)
-    fit(prepared, model_dir, TrainOptions(weights="none"), progress=True)
-    return export(model_dir).path
 
 
 def main() -> None:

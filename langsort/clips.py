@@ -9,6 +9,7 @@ grids -> one batched speech check, and `file_status` says what a file's clips am
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from dataclasses import dataclass, field
 
@@ -29,6 +30,10 @@ class ClipConfig:
     span_seconds: float = 600.0  # longest piece of one recording handled by one task
     block_seconds: float = 10.0  # audio decoded at a time (small blocks reuse memory); noise-floor window
     seed: int = 0  # draws the perturbation of each (recording, copy)
+    # labelling: a span with no clip but a stretch of speech at least this long gets that
+    # stretch as one shorter clip (spots, announcements, one-sentence answers); 0: off, as
+    # for training data, where clips keep the segment's minimum
+    short_speech_seconds: float = 0.0
 
 
 @dataclass
@@ -92,7 +97,21 @@ def cut_spans(works: list[SpanWork], config: ClipConfig) -> list[SpanResult]:
     speech = SpeechCheck(config)
     results = [_cut_span(work, config, speech) for work in works]
     speech.flush()
+    short = [i for i, r in enumerate(results) if _only_short_speech(r, config)]
+    if short:
+        segment = dataclasses.replace(config.segment, min_seconds=config.short_speech_seconds)
+        shorter = cut_spans([works[i] for i in short], dataclasses.replace(config, segment=segment,
+                                                                          short_speech_seconds=0.0))
+        for i, result in zip(short, shorter):
+            if result.clips:
+                results[i] = result
     return results
+
+
+def _only_short_speech(result: SpanResult, config: ClipConfig) -> bool:
+    """No clip, only because the longest stretch of speech was below the minimum clip."""
+    return (config.short_speech_seconds > 0 and not result.clips and not result.error
+            and not result.not_speech_clips and result.longest_dropped_s >= config.short_speech_seconds)
 
 
 def _cut_span(work: SpanWork, config: ClipConfig, speech: SpeechCheck) -> SpanResult:

@@ -76,7 +76,8 @@ def run_trial(config: dict) -> dict:
 
     trial = Trial(**config["trial"])
     options = replace(loop.TrainOptions(**config["options"]), backbone=trial.backbone,
-                      image_size=trial.image_size, learning_rate=trial.learning_rate)
+                      image_size=trial.image_size, learning_rate=trial.learning_rate,
+                      require_learning=False)  # a trial that did not learn is a result to show
     model_dir = os.path.join(config["out"], TRIALS_DIR, trial.name)
     if not _finished(model_dir):
         result = loop.fit(config["prepared"], model_dir, options, progress=False)

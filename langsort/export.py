@@ -63,7 +63,7 @@ def export(model_dir: str, out_path: str | None = None, quantize: str | None = N
     onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta.to_dict()), CARD_KEY: model_card(meta)})
     serialized = proto.SerializeToString()
 
-    got = _run_onnx(serialized, sample, every_output=True)
+    got = _onnx_outputs(serialized, sample)
     difference = max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected)) if len(sample) else 0.0
     if difference > PARITY_TOLERANCE:
         raise ExportError(f"ONNX output differs from the trained model by {difference:.2e} (> {PARITY_TOLERANCE:g}); not written")
@@ -105,18 +105,17 @@ def _quantize(result: ExportResult, sample: np.ndarray, float_probs: np.ndarray)
     source = onnx.load(result.path, load_external_data=False)
     onnx.helper.set_model_props(proto, {p.key: p.value for p in source.metadata_props})
     onnx.save(proto, target)
-    int8 = _run_onnx(proto.SerializeToString(), sample)
+    int8 = _onnx_outputs(proto.SerializeToString(), sample)[0]
     result.quantized_path = target
     result.quantized_agreement = float(np.mean(int8.argmax(1) == float_probs.argmax(1)))
     result.quantized_max_difference = float(np.max(np.abs(int8 - float_probs)))
 
 
-def _run_onnx(serialized: bytes, grids: np.ndarray, every_output: bool = False):
+def _onnx_outputs(serialized: bytes, grids: np.ndarray) -> list[np.ndarray]:
     import onnxruntime as ort
 
     session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
-    outputs = session.run(None, {session.get_inputs()[0].name: grids})
-    return outputs if every_output else outputs[0]
+    return session.run(None, {session.get_inputs()[0].name: grids})
 
 
 def with_column_output(model):

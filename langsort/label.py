@@ -33,7 +33,8 @@ from langsort.segment import SegmentParams
 PROBES_PER_TASK = 32
 SPANS_PER_TASK = 64  # at most: bounded task outputs and little work lost with a killed worker
 SPANS_PER_CALL = 8  # spans whose clips share one speech-check batch (short files give a few clips each)
-COMMIT_ROWS, COMMIT_SECONDS = 64, 5.0  # a part is committed at this many files or this long after the last
+COMMIT_ROWS, COMMIT_SECONDS = 64, 5.0
+SHORT_SPEECH_SECONDS = 1.5  # a file with only this much speech is still labelled (see bench/short_files.py)  # a part is committed at this many files or this long after the last
 
 # rows from decoding to inference: clips (with their grid) and one marker
 # per span that says how many clips it gave, or why it failed
@@ -210,7 +211,9 @@ def label(
 ) -> LabelSummary:
     started = time.perf_counter()
     model = read_model_info(storage.absolute(model_path))  # the ONNX actors read it, from any directory
-    job = Job(model, ClipConfig(spectrogram=model.meta.spectrogram, segment=model.meta.segment), threshold,
+    clip_config = ClipConfig(spectrogram=model.meta.spectrogram, segment=model.meta.segment,
+                             short_speech_seconds=SHORT_SPEECH_SECONDS)
+    job = Job(model, clip_config, threshold,
               timeline.TimelineParams(min_share=min_share), PartStore(manifests_dir, model),
               storage.ray_options(input_root, model_path, manifests_dir))
 

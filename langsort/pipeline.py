@@ -20,13 +20,13 @@ import numpy as np
 
 from langsort import synth
 from langsort.aggregate import DEFAULT_THRESHOLD
-from langsort.train import BATCH_SIZE, EPOCHS
+from langsort.train import BATCH_SIZE, EPOCHS, INITIAL_WEIGHTS
 
 
 @dataclass(frozen=True)
 class RunSettings:
     backbone: str = "mobilenet_v2"
-    weights: str = "imagenet"
+    weights: str = INITIAL_WEIGHTS
     epochs: int = EPOCHS
     patience: int = 3
     image_size: int = 224

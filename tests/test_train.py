@@ -128,3 +128,48 @@ def test_two_worker_ray_train_run_writes_a_complete_model_dir(trained_small):
         assert 0.0 <= test["accuracy"] <= 1.0 and test["n"] > 0
         assert np.sum(test["confusion"]) == test["n"]
         assert set(test["per_class"]) == {"maya", "spanish"}
+
+
+def test_chance_level_predictions_are_recognised():
+    from langsort.train.evaluate import summarize, why_not_learned
+
+    labels = ["maya", "spanish"]
+    truth = np.array([0] * 20 + [1] * 20)
+    learned = summarize(truth, np.where(np.arange(40) % 10 == 0, 1 - truth, truth), labels)
+    assert why_not_learned(learned, labels) is None
+    collapsed = summarize(truth, np.ones(40, np.int64), labels)
+    assert "100% of validation clips are called spanish" in why_not_learned(collapsed, labels)
+    coin = summarize(truth, np.arange(40) % 2, labels)
+    assert "chance" in why_not_learned(coin, labels)
+    one_language = summarize(np.zeros(10, np.int64), np.zeros(10, np.int64), labels)
+    assert why_not_learned(one_language, labels) is None
+
+
+def test_training_on_labels_that_cannot_be_learned_says_so_and_leaves_no_model(ray_local, tmp_path):
+    """One voice reading the same Spanish, shuffled into two folders (each copy with its own
+    faint noise): nothing separates the folders, so nothing can be learned."""
+    from langsort import synth
+    from langsort.prepare import PrepareConfig, prepare
+    from langsort.train.loop import MODEL_JSON, DidNotLearnError, TrainOptions, fit
+
+    rng = np.random.default_rng(21)
+    speech = synth.recording("spanish", 10.0, rng, synth.Voice("spanish", "m3", 150, 50))
+    folders = rng.permutation(["maya"] * 6 + ["spanish"] * 6)
+    for i, folder in enumerate(folders):
+        copy = speech + rng.normal(0, 1e-3, len(speech)).astype(np.float32)
+        synth.write(str(tmp_path / "labelled" / folder / f"{i:02d}.wav"), copy)
+    prepare(str(tmp_path / "labelled"), str(tmp_path / "prepared"), PrepareConfig(), progress=False)
+    options = TrainOptions(weights="none", epochs=3, image_size=48, workers=1, batch_size=8)
+    with pytest.raises(DidNotLearnError, match="did not learn to separate the languages"):
+        fit(str(tmp_path / "prepared"), str(tmp_path / "model"), options, progress=False)
+    assert not (tmp_path / "model" / MODEL_JSON).exists()
+    assert (tmp_path / "model" / "metrics.json").exists()  # what happened stays readable
+
+
+def test_auto_weights_fall_back_to_training_from_scratch_offline(tmp_path, monkeypatch):
+    from langsort.train.backbones import auto_weights
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty cache
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # and no way out
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    assert auto_weights("mobilenet_v2", 96) == "none"

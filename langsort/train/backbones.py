@@ -40,12 +40,22 @@ def check_backbone(name: str) -> Backbone:
 
 
 def check_weights(weights: str) -> str:
-    """'imagenet', 'none' or an existing file path (validated before any worker starts)."""
-    if weights in ("imagenet", "none"):
+    """'auto', 'imagenet', 'none' or an existing file path (validated before any worker starts)."""
+    if weights in ("auto", "imagenet", "none"):
         return weights
     if not os.path.isfile(weights):
-        raise WeightsError(f"weights file not found: {weights} (use --weights imagenet, none, or a local .h5 file)")
+        raise WeightsError(f"weights file not found: {weights} (use --weights auto, imagenet, none, or a local .h5 file)")
     return os.path.abspath(weights)
+
+
+def auto_weights(name: str, image_size: int) -> str:
+    """'imagenet' when Keras can load them for this backbone and size (its cache, or a
+    download), else 'none': air-gapped machines train from scratch without being told to."""
+    try:
+        make_backbone(name, image_size, "imagenet")
+    except WeightsError:
+        return "none"
+    return "imagenet"
 
 
 def _application(backbone: Backbone):

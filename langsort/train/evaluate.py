@@ -33,6 +33,25 @@ def summarize(truth: np.ndarray, predicted: np.ndarray, labels: list[str]) -> di
     )
 
 
+def why_not_learned(clip: dict, labels: list[str], margin: float = 0.1, collapse: float = 0.95) -> str | None:
+    """None when clip predictions (a `summarize` result, validation side) separate the
+    languages; otherwise why not, in words. A model that did not learn either calls (almost)
+    everything one language or is no better than chance on the languages it saw."""
+    matrix = np.asarray(clip["confusion"], np.float64)
+    present = matrix.sum(axis=1) > 0
+    if present.sum() < 2 or matrix.sum() == 0:
+        return None  # one language on the validation side: nothing to tell apart
+    recall = np.diag(matrix)[present] / matrix.sum(axis=1)[present]
+    balanced, chance = float(recall.mean()), 1.0 / present.sum()
+    called = matrix.sum(axis=0) / matrix.sum()
+    top = int(np.argmax(called))
+    if called[top] >= collapse and matrix.sum(axis=1)[top] / matrix.sum() < collapse:
+        return f"{called[top]:.0%} of validation clips are called {labels[top]}"
+    if balanced <= chance + margin:
+        return f"balanced accuracy on validation clips is {balanced:.2f}, chance is {chance:.2f}"
+    return None
+
+
 def clip_and_file_metrics(probs: np.ndarray, truth: np.ndarray, paths: np.ndarray, durations: np.ndarray,
                           labels: list[str]) -> dict:
     """Clip-level figures, and file-level ones after the same aggregation `label` uses."""

@@ -31,7 +31,7 @@ from langsort.features import SpectrogramParams
 from langsort.model import ModelMeta
 from langsort.prepare import read_meta
 from langsort.segment import SegmentParams
-from langsort.train import BATCH_SIZE, EPOCHS
+from langsort.train import BATCH_SIZE, EPOCHS, INITIAL_WEIGHTS
 from langsort.train import data as train_data
 
 MODEL_JSON = "model.json"
@@ -45,7 +45,7 @@ HISTORY = "history.json"
 @dataclass(frozen=True)
 class TrainOptions:
     backbone: str = "mobilenet_v2"
-    weights: str = "none"  # imagenet | none | PATH
+    weights: str = INITIAL_WEIGHTS  # auto | imagenet | none | PATH
     epochs: int = EPOCHS
     batch_size: int = BATCH_SIZE
     image_size: int | None = None  # default: the prepared grid's time columns
@@ -54,6 +54,12 @@ class TrainOptions:
     learning_rate: float = 1e-3
     patience: int = 3  # epochs without validation improvement before stopping (second half only)
     seed: int = 0
+    require_learning: bool = True  # refuse a model whose validation predictions are at chance
+
+
+class DidNotLearnError(LangsortError):
+    """Training ended with a model that does not separate the languages; no model.json is
+    written, so nothing exports, registers or labels with it."""
 
 
 @dataclass
@@ -70,7 +76,7 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     from ray.train.tensorflow import TensorflowTrainer
 
     from langsort.runtime import cluster_cpus
-    from langsort.train.backbones import check_backbone, check_weights, make_backbone
+    from langsort.train.backbones import auto_weights, check_backbone, check_weights, make_backbone
 
     started = time.perf_counter()
     check_backbone(options.backbone)
@@ -78,7 +84,11 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     meta = read_meta(prepared_dir)
     spec = SpectrogramParams.from_dict(meta["spectrogram"])
     image_size = options.image_size or spec.frames
-    if weights == "imagenet":
+    if weights == "auto":
+        weights = auto_weights(options.backbone, image_size)
+        print(f"weights: {'ImageNet' if weights == 'imagenet' else 'none (training from scratch): ImageNet weights cannot be had here'}",
+              flush=True)
+    elif weights == "imagenet":
         make_backbone(options.backbone, image_size, weights)  # download now, or fail before any worker starts
 
     files = pd.read_parquet(os.path.join(prepared_dir, manifest.FILES_NAME))
@@ -123,11 +133,11 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     model_meta = ModelMeta(
         labels=labels, spectrogram=spec, segment=SegmentParams(**meta["segment"]), backbone=options.backbone,
         image_size=image_size,
-        details=dict(langsort_version=__version__, initial_weights=options.weights, options=asdict(options),
+        details=dict(langsort_version=__version__, initial_weights=weights, options=asdict(options),
                      workers=workers, trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      training_seconds=round(seconds, 1), prepared=os.path.abspath(prepared_dir)),
     )
-    metrics = finish_model_dir(model_dir, model_meta, split, clips_path, history)
+    metrics = finish_model_dir(model_dir, model_meta, split, clips_path, history, options.require_learning)
     return TrainResult(model_dir=model_dir, metrics=metrics, seconds=seconds)
 
 
@@ -229,9 +239,10 @@ def _worker_loop(config: dict) -> None:
 
 
 def finish_model_dir(model_dir: str, model_meta: ModelMeta, split: dict[str, str], clips_path: str,
-                     history: list[dict]) -> dict:
-    """Evaluate the best weights on the test side and write metrics, plots and samples."""
-    from langsort.train.evaluate import clip_and_file_metrics, plot_confusion, plot_history
+                     history: list[dict], require_learning: bool = True) -> dict:
+    """Evaluate the best weights on the test side and write metrics, plots and samples;
+    model.json (what makes the folder a model) only when the model learned."""
+    from langsort.train.evaluate import clip_and_file_metrics, plot_confusion, plot_history, why_not_learned
 
     model = load_model(model_dir, model_meta)
     labels, grid_shape = model_meta.labels, model_meta.grid_shape
@@ -249,12 +260,19 @@ def finish_model_dir(model_dir: str, model_meta: ModelMeta, split: dict[str, str
                                                 for s in (train_data.TRAIN, train_data.VALIDATION, train_data.TEST)})
     model_meta = dataclasses.replace(model_meta, metrics=summary_line(metrics),
                                      details={**model_meta.details, "parameters": int(model.count_params())})
-    for name, content in ((MODEL_JSON, model_meta.to_dict()), (METRICS, metrics), (SPLIT, split)):
+    for name, content in ((METRICS, metrics), (SPLIT, split)):
         with open(os.path.join(model_dir, name), "w") as f:
             json.dump(content, f, indent=2)
     plot_history(history, os.path.join(model_dir, "history.png"))
     plot_confusion(metrics["test"]["clip"]["confusion"], labels, os.path.join(model_dir, "confusion.png"),
                    "test clips (grouped by recording)")
+    why = why_not_learned(metrics["validation"]["clip"], labels) if require_learning else None
+    if why:
+        raise DidNotLearnError(
+            f"the model did not learn to separate the languages ({why}); try more recordings per language, "
+            f"perturbed copies (prepare --augment 2) or more --epochs (details in {model_dir}/metrics.json)")
+    with open(os.path.join(model_dir, MODEL_JSON), "w") as f:
+        json.dump(model_meta.to_dict(), f, indent=2)
     return metrics
 
 
