@@ -12,6 +12,7 @@ from rich.console import Console
 
 from langsort import train as train_defaults
 from langsort.corpus import CorpusError
+from langsort.errors import LangsortError
 from langsort.export import ExportError, ModelFileError
 from langsort.synth import SynthesisError
 from langsort.train.backbones import WeightsError
@@ -31,7 +32,7 @@ class UserError(Exception):
     """Wrong input from the user: reported as one line, exit status 2."""
 
 
-USER_ERRORS = (UserError, CorpusError, WeightsError, ModelFileError, ExportError, SynthesisError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
+USER_ERRORS = (LangsortError, UserError, CorpusError, WeightsError, ModelFileError, ExportError, SynthesisError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
 def user_errors(command):
