@@ -284,7 +284,7 @@ def sort_command(
     folders = ", ".join(f"{n} {f}" for f, n in sorted(report.by_folder.items()))
     verb = "would sort" if dry_run else f"sorted ({mode})"
     typer.echo(f"{verb}: {folders}; {report.done} done, {report.already} already in place, "
-               f"{len(report.refused)} refused -> {dest}")
+               f"{len(report.refused)} refused, {len(report.not_audio)} not audio (left where they are) -> {dest}")
     for path, why in report.refused[:20]:
         typer.echo(f"  refused {path}: {why}")
     if report.refused:

@@ -8,6 +8,7 @@ and folders that cannot be listed are reported the same way instead of stopping 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from langsort import storage
@@ -28,6 +29,12 @@ class CorpusError(Exception):
 def display_path(path: str) -> str:
     """A path that Parquet can store: undecodable bytes of a non-UTF-8 name are escaped."""
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def stored_name(path: str) -> str:
+    """The name on disk of a manifest path: `display_path` undone (its escapes are always
+    of bytes >= 0x80, which are never valid UTF-8 on their own)."""
+    return re.sub(r"\\x([89a-f][0-9a-f])", lambda m: chr(0xDC00 + int(m.group(1), 16)), path)
 
 
 def discover(root: str, labelled: bool = False) -> list[InputFile]:

@@ -64,3 +64,11 @@ def test_invalid_clip_limits(run, tmp_path):
 
 def test_sort_without_manifests(run, tmp_path):
     assert_one_line_error(*run("sort", str(tmp_path), "--dest", str(tmp_path / "d")), "langsort label")
+
+
+def test_sort_into_the_labelled_folder(run, tmp_path):
+    (tmp_path / "m" / ".langsort").mkdir(parents=True)
+    (tmp_path / "m" / "files.parquet").write_bytes(b"")
+    (tmp_path / "m" / ".langsort" / "run.json").write_text('{"input_root": "%s"}' % (tmp_path / "in"))
+    assert_one_line_error(*run("sort", str(tmp_path / "m"), "--dest", str(tmp_path / "in" / "sorted")),
+                          "inside the labelled folder")
