@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from langsort import storage
+from langsort.audio import is_audio_name
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,14 @@ def discover(root: str, labelled: bool = False) -> list[InputFile]:
                 error = "broken or looping symbolic link"
             found.append(_entry(root, os.path.relpath(full, root), labelled, error=error))
     return sorted(found, key=lambda f: f.path)
+
+
+def has_audio(root: str) -> bool:
+    """True as soon as one file under `root` has an audio name: a cheap check that an
+    input is not empty or mistyped, before any work starts (a missing root is False)."""
+    if storage.is_remote(root):
+        return storage.is_dir(root) and any(is_audio_name(rel) for rel in storage.list_files(root))
+    return any(is_audio_name(name) for _, _, names in os.walk(root) for name in names)
 
 
 def _entry(root: str, rel: str, labelled: bool, error: str | None = None) -> InputFile:
