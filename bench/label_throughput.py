@@ -29,6 +29,7 @@ from langsort import synth
 from langsort.export import export
 from langsort.features import SpectrogramParams
 from langsort.label import label
+from langsort.model import ModelMeta
 from langsort.runtime import init_ray
 from langsort.segment import SegmentParams
 
@@ -45,11 +46,11 @@ def untrained_model(model_dir: str, image_size: int = 224) -> str:
     model.save_weights(os.path.join(model_dir, WEIGHTS))
     grids = np.random.default_rng(0).uniform(0, 255, (8, *spec.grid_shape)).astype(np.float32)
     np.savez_compressed(os.path.join(model_dir, SAMPLE), grids=grids)
-    meta = dict(langsort_version="bench", backbone="mobilenet_v2", labels=["maya", "spanish"],
-                image_size=image_size, grid_shape=list(spec.grid_shape), spectrogram=spec.to_dict(),
-                segment=SegmentParams().__dict__, initial_weights="none", trained_at="untrained", metrics={})
+    meta = ModelMeta(labels=["maya", "spanish"], spectrogram=spec, segment=SegmentParams(), backbone="mobilenet_v2",
+                     image_size=image_size, details=dict(langsort_version="bench", initial_weights="none",
+                                                         trained_at="untrained"))
     with open(os.path.join(model_dir, MODEL_JSON), "w") as f:
-        json.dump(meta, f)
+        json.dump(meta.to_dict(), f)
     return export(model_dir).path
 
 
@@ -95,10 +96,11 @@ class PeakMemory:
 
 def seed_method(archive: str, clips: pd.DataFrame, limit: int) -> float:
     """Audio-seconds per wall-second of the notebook pipeline on the first `limit` clips."""
-    import langsort.train  # noqa: F401
     import librosa
     import librosa.display
     import matplotlib
+
+    import langsort.train  # noqa: F401
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -1,6 +1,6 @@
 """Peak memory while preparing one 60-minute recording.
 
-Measures the process that runs the prepare core (`prepare_span`, what each Ray task runs)
+Measures the process that runs the prepare core (`cut_spans`, what each Ray task runs)
 in a fresh interpreter: once with the default 10-minute spans and once with the whole hour
 as one span (the worst case a task can meet), for a 44.1 kHz stereo FLAC and a 16 kHz WAV.
 
@@ -23,12 +23,13 @@ MEASURE = """
 import sys, time
 sys.path.insert(0, {repo!r})
 from langsort.corpus import InputFile
-from langsort.prepare import PrepareConfig, SpanWork, plan_spans, prepare_span, probe_file
+from langsort.clips import cut_spans, probe
+from langsort.prepare import PrepareConfig, plan_spans
 file = InputFile({path!r}, "hour")
 config = PrepareConfig(span_seconds={span})
-info, _ = probe_file(file)
+info = probe(file).info
 start = time.perf_counter()
-clips = sum(len(prepare_span(work, config).clips) for work in plan_spans(file, info, config))
+clips = sum(len(cut_spans([work], config)[0].clips) for work in plan_spans(file, info, config))
 seconds = time.perf_counter() - start
 # VmHWM, not ru_maxrss: the latter keeps the parent's peak across fork+exec
 peak_kb = int(next(line for line in open("/proc/self/status") if line.startswith("VmHWM")).split()[1])

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+DEFAULT_THRESHOLD = 0.6  # below this a file's confidence makes it unknown (label, run, demo)
+
 
 def file_probabilities(clip_probs: np.ndarray, durations: np.ndarray) -> np.ndarray:
     """[clips, labels] and [clips] -> [labels], summing to 1."""

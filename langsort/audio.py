@@ -18,13 +18,14 @@ import soundfile
 import soxr
 
 from langsort import storage
+from langsort.errors import LangsortError
 
 Seconds = float
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff"})
 
 
-class AudioError(Exception):
+class AudioError(LangsortError):
     """A file that cannot be decoded; the message is one line a person can act on."""
 
 

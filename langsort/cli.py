@@ -12,11 +12,9 @@ import typer
 from rich.console import Console
 
 from langsort import train as train_defaults
-from langsort.corpus import CorpusError
+from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.errors import LangsortError
-from langsort.export import ExportError, ModelFileError
-from langsort.synth import SynthesisError
-from langsort.train.backbones import BACKBONES, WeightsError
+from langsort.train.backbones import BACKBONES
 
 # plain help (no rich panels): flags without a `<bool>` type column, readable when redirected
 HELP = dict(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
@@ -35,14 +33,11 @@ SEED = typer.Option(0, help="Seed of the split by recording and of the training;
 BACKBONE = typer.Option("mobilenet_v2", metavar="[" + "|".join(BACKBONES) + "]", help="CNN of the method.")
 WEIGHTS = typer.Option("imagenet", metavar="[imagenet|none|FILE]",
                        help="Initial weights: imagenet (downloads), none (from scratch) or a local weights file.")
-THRESHOLD = typer.Option(0.6, min=0.0, max=1.0, help="Below this confidence a file is unknown.")
+THRESHOLD = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0, help="Below this confidence a file is unknown.")
 
 
-class UserError(Exception):
+class UserError(LangsortError):
     """Wrong input from the user: reported as one line, exit status 2."""
-
-
-USER_ERRORS = (LangsortError, UserError, CorpusError, WeightsError, ModelFileError, ExportError, SynthesisError, ValueError, FileNotFoundError, NotADirectoryError, PermissionError)
 
 
 def user_errors(command):
@@ -52,7 +47,7 @@ def user_errors(command):
     def wrapper(*args, **kwargs):
         try:
             return command(*args, **kwargs)
-        except USER_ERRORS as exc:
+        except LangsortError as exc:
             console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
@@ -289,10 +284,10 @@ def models_list():
     if not found:
         typer.echo(f"no models in {registry_dir()}/ (add one with `langsort export MODEL_DIR --register NAME`)")
     for name, info in found:
-        metrics = info.meta.get("metrics", {})
-        typer.echo(f"{name}: {', '.join(info.labels)} | {info.meta['backbone']} {info.meta['image_size']}px | "
+        metrics = info.meta.metrics
+        typer.echo(f"{name}: {', '.join(info.labels)} | {info.meta.backbone} {info.meta.image_size}px | "
                    f"test clip acc {metrics.get('clip_accuracy', float('nan')):.3f}, file acc "
-                   f"{metrics.get('file_accuracy', float('nan')):.3f} | trained {info.meta.get('trained_at', '?')} | "
+                   f"{metrics.get('file_accuracy', float('nan')):.3f} | trained {info.meta.details.get('trained_at', '?')} | "
                    f"sha256 {info.sha256[:12]}")
 
 
@@ -310,6 +305,7 @@ def label(
 ):
     """Label every file and clip with ONNX Runtime on Ray Data; resumable, idempotent."""
     from langsort import label as stage
+    from langsort.model import read_model_info
     from langsort.registry import resolve
     from langsort.runtime import init_ray
 
@@ -319,7 +315,7 @@ def label(
     _check_out_folder(out)
     model = resolve(model)
     _check_model_path(model)
-    stage.read_model_info(model)  # a bad --model is a one-line error before Ray starts
+    read_model_info(model)  # a bad --model is a one-line error before Ray starts
     init_ray(address, _local_cpus(address, cpus), worker_logs=False)
     summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
                           progress=not quiet)

@@ -87,8 +87,8 @@ def run_trial(config: dict) -> dict:
 
 def onnx_clips_per_second(onnx_path: str, grids: np.ndarray, threads: int, seconds: float = 2.0) -> float:
     """Labelling speed of an exported model: batches of 16 real grids through ONNX Runtime."""
-    from langsort.export import read_model_info
-    from langsort.label import OnnxPredictor
+    from langsort.model import read_model_info
+    from langsort.predict import OnnxPredictor
 
     predictor = OnnxPredictor(read_model_info(onnx_path), threads=threads)
     batch = np.resize(grids, (16, *grids.shape[1:])).astype(np.float32)
@@ -101,15 +101,14 @@ def onnx_clips_per_second(onnx_path: str, grids: np.ndarray, threads: int, secon
 
 
 def trial_row(trial: Trial, model_dir: str, threads: int) -> dict:
-    with open(os.path.join(model_dir, loop.MODEL_JSON)) as f:
-        meta = json.load(f)
+    meta = loop.read_model_meta(model_dir)
     with open(os.path.join(model_dir, loop.METRICS)) as f:
         metrics = json.load(f)
     sample = np.load(os.path.join(model_dir, loop.SAMPLE))["grids"]
     test, validation = metrics["test"], metrics["validation"]
     return dict(
-        trial=trial.name, backbone=trial.backbone, image_size=meta["image_size"], learning_rate=trial.learning_rate,
-        parameters=meta["parameters"], training_minutes=meta["training_seconds"] / 60, epochs_run=len(metrics["history"]),
+        trial=trial.name, backbone=trial.backbone, image_size=meta.image_size, learning_rate=trial.learning_rate,
+        parameters=meta.details["parameters"], training_minutes=meta.details["training_seconds"] / 60, epochs_run=len(metrics["history"]),
         clip_accuracy=test["clip"]["accuracy"], file_accuracy=test["file"]["accuracy"], macro_f1=test["clip"]["macro_f1"],
         recall={label: c["recall"] for label, c in test["clip"]["per_class"].items()},
         validation_macro_f1=validation["clip"]["macro_f1"], validation_accuracy=validation["clip"]["accuracy"],

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from langsort import storage
 from langsort.audio import is_audio_name
+from langsort.errors import LangsortError
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class InputFile:
     error: str | None = None  # set when the walk itself could not reach the file
 
 
-class CorpusError(Exception):
+class CorpusError(LangsortError):
     """The input root itself is unusable (a user error, reported in one line)."""
 
 

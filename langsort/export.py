@@ -8,6 +8,7 @@ Runtime reproduces the trained model's outputs on real validation spectrograms w
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,71 +18,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from langsort import __version__, storage
+from langsort.errors import LangsortError
+from langsort.model import CARD_KEY, METADATA_KEY, model_card
 
-METADATA_KEY = "langsort"
-CARD_KEY = "model_card"
 PARITY_TOLERANCE = 1e-4
 
 
-class ExportError(Exception):
+class ExportError(LangsortError):
     """The exported model does not behave like the trained one."""
-
-
-class ModelFileError(Exception):
-    """A --model that is not a langsort ONNX model; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What labelling needs to know about an ONNX model, read from the file itself."""
-
-    path: str
-    sha256: str
-    labels: list[str]
-    meta: dict
-
-    @property
-    def grid_shape(self) -> tuple[int, int]:
-        return tuple(self.meta["grid_shape"])
-
-
-def read_model_info(path: str) -> ModelInfo:
-    import onnx
-
-    if not storage.exists(path) or storage.is_dir(path):
-        raise ModelFileError(f"model file not found: {path} (give an .onnx file from langsort export or a registry name)")
-    data = storage.read_bytes(path)
-    try:
-        proto = onnx.load_from_string(data)
-    except Exception:
-        raise ModelFileError(f"{path} is not an ONNX model: export one with `langsort export MODEL_DIR`") from None
-    props = {p.key: p.value for p in proto.metadata_props}
-    if METADATA_KEY not in props:
-        raise ModelFileError(f"{path} is an ONNX model without langsort metadata: export it with `langsort export`")
-    meta = json.loads(props[METADATA_KEY])
-    return ModelInfo(path=path, sha256=hashlib.sha256(data).hexdigest(), labels=list(meta["labels"]), meta=meta)
-
-
-def model_card(meta: dict) -> str:
-    metrics = meta.get("metrics", {})
-    spec = meta["spectrogram"]
-    return "\n".join([
-        f"# langsort model: {', '.join(meta['labels'])}",
-        "",
-        f"- backbone: {meta['backbone']} ({meta['initial_weights']} initial weights), image {meta['image_size']}px",
-        f"- labels: {', '.join(meta['labels'])}",
-        f"- trained: {meta['trained_at']} with langsort {meta['langsort_version']}, "
-        f"{meta.get('training_seconds', 0) / 60:.1f} min on {meta.get('workers', '?')} Ray Train worker(s)",
-        f"- trained on: {meta.get('prepared', '?')}",
-        f"- test split (grouped by recording): clip accuracy {metrics.get('clip_accuracy', float('nan')):.3f}, "
-        f"file accuracy {metrics.get('file_accuracy', float('nan')):.3f}, macro-F1 {metrics.get('macro_f1', float('nan')):.3f} "
-        f"({metrics.get('test_clips', '?')} clips, {metrics.get('test_files', '?')} files)",
-        f"- spectrogram: {spec['sample_rate']} Hz, n_fft {spec['n_fft']}, hop {spec['hop_length']}, "
-        f"{spec['n_mels']} mel bands {spec['fmin']:g}-{spec['fmax']:g} Hz, grid {meta['grid_shape'][0]}x{meta['grid_shape'][1]}",
-        f"- clips: {meta['segment']['min_seconds']:g}-{meta['segment']['max_seconds']:g} s of speech",
-        "- input: `grid` float32 [batch, mels, frames] (0-255); output: `probabilities` [batch, labels]",
-        "",
-    ])
 
 
 @dataclass
@@ -109,10 +53,10 @@ def export(model_dir: str, out_path: str | None = None, quantize: str | None = N
     sample = np.load(os.path.join(model_dir, SAMPLE))["grids"].astype(np.float32)
     expected = model.predict(sample, verbose=0)
 
-    signature = [tf.TensorSpec([None, *meta["grid_shape"]], tf.float32, name="grid")]
+    signature = [tf.TensorSpec([None, *meta.grid_shape], tf.float32, name="grid")]
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=17)
-    meta = {**meta, "exported_at": _now(), "export_langsort_version": __version__}
-    onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta), CARD_KEY: model_card(meta)})
+    meta = dataclasses.replace(meta, details={**meta.details, "exported_at": _now(), "export_langsort_version": __version__})
+    onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta.to_dict()), CARD_KEY: model_card(meta)})
     serialized = proto.SerializeToString()
 
     got = _run_onnx(serialized, sample)

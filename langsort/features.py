@@ -17,6 +17,8 @@ import numpy as np
 import scipy.fft
 from PIL import Image
 
+from langsort.errors import ParameterError
+
 
 @dataclass(frozen=True)
 class SpectrogramParams:
@@ -33,12 +35,14 @@ class SpectrogramParams:
     frames: int = 224  # time columns of the grid
 
     def __post_init__(self):
+        if min(self.sample_rate, self.n_fft, self.hop_length) <= 0:
+            raise ParameterError("sample_rate, n_fft and hop_length must be positive")
         if not 0 < self.win_length <= self.n_fft:
-            raise ValueError(f"win_length must be in 1..n_fft, got {self.win_length}")
+            raise ParameterError(f"win_length must be in 1..n_fft, got {self.win_length}")
         if not 0 < self.fmin < self.fmax <= self.sample_rate / 2:
-            raise ValueError("need 0 < fmin < fmax <= sample_rate / 2")
+            raise ParameterError("need 0 < fmin < fmax <= sample_rate / 2")
         if self.frames < 8 or self.n_mels < 8:
-            raise ValueError("frames and n_mels must be at least 8")
+            raise ParameterError("frames and n_mels must be at least 8")
 
     @property
     def frame_rate(self) -> float:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from langsort import synth
+from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.train import BATCH_SIZE, EPOCHS
 
 
@@ -31,7 +32,7 @@ class RunSettings:
     image_size: int = 224
     batch_size: int = BATCH_SIZE
     augment: int = 2
-    threshold: float = 0.6
+    threshold: float = DEFAULT_THRESHOLD
     sort_mode: str = "copy"
     seed: int = 0
 

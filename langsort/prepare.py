@@ -1,10 +1,9 @@
 """`langsort prepare`: every file of a corpus -> speech clips -> spectrogram grids in Parquet.
 
-Pure core: `prepare_spans` turns spans of recordings into clips (decode in blocks -> log-mel
--> loudness mask -> clip boundaries -> grids -> one batched speech check for all of them)
-and `assemble` turns a file's spans into its rows. The Ray layer (`prepare`) probes files in
-parallel, cuts long recordings into spans of `span_seconds` so no recording becomes one
-giant task, packs short ones together, and streams finished files into Parquet as their
+Clips come from langsort.clips (the extractor `label` uses too); `assemble` turns a file's
+spans, as recorded and in perturbed copies, into its rows. The Ray layer (`prepare`) probes
+files in parallel, cuts long recordings into spans of `span_seconds` so no recording becomes
+one giant task, packs short ones together, and streams finished files into Parquet as their
 tasks complete.
 """
 
@@ -13,168 +12,22 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zlib
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from langsort import __version__, audio, augment, manifest, storage, voice
+from langsort import __version__, audio, manifest
+from langsort.clips import ClipConfig, SpanResult, SpanWork, cut_spans, file_status, probe_files
 from langsort.corpus import InputFile, discover, labels_of
-from langsort.features import LogMelStream, SpectrogramParams, clip_grid, grid_to_png
-from langsort.segment import ClipCutter, SegmentParams, speech_mask
+from langsort.features import SpectrogramParams, grid_to_png
 
 PREPARED_META = "prepared.json"
-VOICE_BATCH = 32  # clips voice-checked at a time: enough to batch the VAD, little audio held
 
 
 @dataclass(frozen=True)
-class PrepareConfig:
-    spectrogram: SpectrogramParams = SpectrogramParams()
-    segment: SegmentParams = SegmentParams()
-    span_seconds: float = 600.0  # longest piece of one recording handled by one task
-    block_seconds: float = 10.0  # audio decoded at a time (small blocks reuse memory); noise-floor window
+class PrepareConfig(ClipConfig):
     augment: int = 0  # perturbed copies per labelled recording (training data)
-    seed: int = 0
-
-
-@dataclass
-class SpanWork:
-    file: InputFile
-    start_s: float
-    end_s: float
-    copy: int = 0  # 0: as recorded; k > 0: k-th perturbed copy
-
-
-@dataclass
-class SpanResult:
-    path: str
-    copy: int
-    start_s: float
-    clips: list[tuple[float, float, bytes]] = field(default_factory=list)  # start_s, end_s, grid
-    longest_dropped_s: float = 0.0
-    not_speech_clips: int = 0  # loud clips the voice check rejected (music, noise)
-    error: str | None = None
-
-
-def copy_seed(seed: int, path: str, copy: int) -> int:
-    """Stable per (recording, copy), whichever worker runs it."""
-    return zlib.crc32(f"{seed}:{copy}:{path}".encode("utf-8", "surrogateescape"))
-
-
-class SpeechCheck:
-    """Cut clips wait here until VOICE_BATCH of them, from one span or several, can be
-    voice-checked in one VAD batch (voice.speech_shares); each then lands in its span's
-    result as a clip or as a rejected non-speech clip. Short files give a few clips each,
-    so batching across spans is what makes the batches full."""
-
-    def __init__(self, config: PrepareConfig):
-        self.min_share = config.segment.min_speech_share
-        self.sample_rate = config.spectrogram.sample_rate
-        self.waiting: list[tuple[SpanResult, float, float, bytes, np.ndarray | None]] = []
-
-    @property
-    def enabled(self) -> bool:
-        return self.min_share > 0
-
-    def add(self, result: SpanResult, start_s: float, end_s: float, grid: bytes, excerpt: np.ndarray | None) -> None:
-        self.waiting.append((result, start_s, end_s, grid, excerpt))
-        if len(self.waiting) >= VOICE_BATCH:
-            self.flush()
-
-    def flush(self) -> None:
-        excerpts = [w[4] for w in self.waiting]
-        shares = voice.speech_shares(excerpts, self.sample_rate) if self.enabled else [1.0] * len(excerpts)
-        for (result, start_s, end_s, grid, _), share in zip(self.waiting, shares):
-            if share >= self.min_share:
-                result.clips.append((start_s, end_s, grid))
-            else:
-                result.not_speech_clips += 1
-        self.waiting.clear()
-
-
-def prepare_spans(works: list[SpanWork], config: PrepareConfig) -> list[SpanResult]:
-    """Clips of several spans, voice-checked together: what one Ray task runs."""
-    speech = SpeechCheck(config)
-    results = [_cut_span(work, config, speech) for work in works]
-    speech.flush()
-    return results
-
-
-def prepare_span(work: SpanWork, config: PrepareConfig) -> SpanResult:
-    """Clips of one span on its own (a file in a notebook or a test)."""
-    return prepare_spans([work], config)[0]
-
-
-def _cut_span(work: SpanWork, config: PrepareConfig, speech: SpeechCheck) -> SpanResult:
-    """Clips of one span, handed to `speech` for checking: decoded block by block, so memory
-    is bounded by the block and the open stretch of speech, not by the recording. The last
-    clips are only in the result once the caller flushes `speech`."""
-    spec = config.spectrogram
-    result = SpanResult(path=work.file.path, copy=work.copy, start_s=work.start_s)
-    perturbation = augment.draw(copy_seed(config.seed, work.file.path, work.copy)) if work.copy else None
-    speed = perturbation.speed if perturbation else 1.0
-    mel_stream = LogMelStream(spec)
-    cutter = ClipCutter(config.segment, spec.frame_rate)
-    # frames (and their samples and energies) from `held_start` on, until no clip can need them
-    held = np.zeros((0, spec.n_mels), np.float32)
-    held_energy = np.zeros(0, np.float32)
-    held_audio = np.zeros(0, np.float32)
-    held_start = 0
-    excerpt_frames = max(1, round(config.segment.vad_excerpt_seconds * spec.frame_rate))
-
-    def loudest_audio(first: int, last: int) -> np.ndarray | None:
-        if not speech.enabled:
-            return None
-        start, end = voice.loudest_excerpt(held_energy[first - held_start : last - held_start], excerpt_frames)
-        offset = (first - held_start) * spec.hop_length
-        return held_audio[offset + start * spec.hop_length : offset + end * spec.hop_length].copy()
-
-    def emit(bounds):
-        for first, last in bounds:
-            grid = clip_grid(held[first - held_start : last - held_start], spec)
-            to_s = lambda frame: work.start_s + frame / spec.frame_rate * speed  # noqa: E731
-            speech.add(result, to_s(first), to_s(last), grid.tobytes(), loudest_audio(first, last))
-
-    try:
-        blocks = audio.read_blocks(
-            work.file.source, spec.sample_rate, work.start_s, work.end_s, config.block_seconds, speed
-        )
-        for block in blocks:
-            if perturbation:
-                block = perturbation.apply(block, spec.sample_rate)
-            mel_db, energy_db = mel_stream.push(block)
-            held = np.concatenate([held, mel_db])
-            held_energy = np.concatenate([held_energy, energy_db])
-            if speech.enabled:
-                held_audio = np.concatenate([held_audio, block.astype(np.float32, copy=False)])
-            emit(cutter.push(speech_mask(energy_db, config.segment)))
-            keep_from = cutter.pending_start
-            drop = keep_from - held_start
-            held, held_energy, held_start = held[drop:], held_energy[drop:], keep_from
-            held_audio = held_audio[drop * spec.hop_length :]
-        emit(cutter.finish())
-    except audio.AudioError as exc:
-        result.error = str(exc)
-    result.longest_dropped_s = cutter.longest_dropped / spec.frame_rate * speed
-    return result
-
-
-def probe_file(file: InputFile) -> tuple[audio.AudioInfo | None, str | None]:
-    if file.error:
-        return None, file.error
-    try:
-        if storage.size(file.source) == 0:
-            return None, "empty file (0 bytes)"
-    except OSError:
-        pass  # the decoder reports why it cannot open it
-    try:
-        info = audio.probe(file.source)
-    except audio.AudioError as exc:
-        return None, str(exc)
-    if info.duration_s <= 0:
-        return None, "no audio samples"
-    return info, None
 
 
 def plan_spans(file: InputFile, info: audio.AudioInfo, config: PrepareConfig) -> list[SpanWork]:
@@ -204,26 +57,11 @@ def assemble(
             for i, (s, e, g) in enumerate(clips)
         ]
     n_clips = sum(1 for c in clip_rows if c["augment"] == 0)
-    if error:
-        return {**row, "status": manifest.STATUS_ERROR, "n_clips": n_clips, "error": error}, []
-    if n_clips == 0:
-        return {**row, "status": manifest.STATUS_UNKNOWN, "n_clips": 0,
-                "error": no_clip_reason(info, max((r.longest_dropped_s for r in results if r.copy == 0), default=0.0),
-                                        sum(r.not_speech_clips for r in results if r.copy == 0), config.segment)}, []
-    return {**row, "status": manifest.STATUS_OK, "n_clips": n_clips, "error": None}, clip_rows
-
-
-def no_clip_reason(info: audio.AudioInfo, longest_dropped_s: float, not_speech_clips: int,
-                   segment: SegmentParams) -> str:
-    """Why a readable file gave no clip: too short, not speech, speech too short, or silence."""
-    minimum, longest = segment.min_seconds, longest_dropped_s
-    if info.duration_s < minimum:
-        return f"too short: {info.duration_s:.1f} s is below the {minimum:g} s minimum clip"
-    if not_speech_clips:
-        return "no speech found: the loud parts are music or other sounds, not speech"
-    if longest > 0:
-        return f"too short: longest stretch of speech is {longest:.1f} s, below the {minimum:g} s minimum clip"
-    return "no speech found (silence or steady noise)"
+    originals = [r for r in results if r.copy == 0]
+    status, reason = file_status(error, n_clips, info, max((r.longest_dropped_s for r in originals), default=0.0),
+                                 sum(r.not_speech_clips for r in originals), config.segment)
+    row = {**row, "status": status, "n_clips": n_clips, "error": reason}
+    return row, clip_rows if status == manifest.STATUS_OK else []
 
 
 # --------------------------------------------------------------------------------------
@@ -256,15 +94,11 @@ def prepare(
     from langsort.progress import progress_bar
 
     files = discover(input_root, labelled=labelled)
-    probe_remote = ray.remote(num_cpus=1)(_probe_batch)
-    prepare_remote = ray.remote(num_cpus=1)(prepare_spans)
+    probe_remote = ray.remote(num_cpus=1)(probe_files)
+    prepare_remote = ray.remote(num_cpus=1)(cut_spans)
 
-    batches = _chunks(files, 32)
-    refs = [probe_remote.remote(batch) for batch in batches]  # all submitted before the first get
-    probes: dict[str, tuple] = {}
-    for batch, ref in zip(batches, refs):
-        for file, probed in zip(batch, ray.get(ref)):
-            probes[file.path] = probed
+    refs = [probe_remote.remote(batch) for batch in _chunks(files, 32)]  # all submitted before the first get
+    probes = {p.file.path: (p.info, p.error) for ref in refs for p in ray.get(ref)}
 
     works = [w for f in files if probes[f.path][0] for w in plan_spans(f, probes[f.path][0], config)]
     pending_spans = defaultdict(int)
@@ -329,10 +163,6 @@ def write_meta(out_dir: str, config: PrepareConfig, summary: PrepareSummary) -> 
 def read_meta(prepared_dir: str) -> dict:
     with open(os.path.join(prepared_dir, PREPARED_META)) as f:
         return json.load(f)
-
-
-def _probe_batch(files: list[InputFile]):
-    return [probe_file(f) for f in files]
 
 
 def _chunks(items: list, size: int) -> list[list]:

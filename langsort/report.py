@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from langsort import manifest
+from langsort.errors import LangsortError
 from langsort.train.evaluate import summarize
 
 HTML_NAME = "report.html"
@@ -23,14 +24,14 @@ BINS = np.linspace(0.0, 1.0, 11)
 def load(manifests_dir: str) -> pd.DataFrame:
     path = os.path.join(manifests_dir, manifest.FILES_NAME)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
+        raise LangsortError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
     return pd.read_parquet(path)
 
 
 def read_truth(path: str) -> dict[str, str]:
     truth = pd.read_csv(path)
     if not {"file", "language"} <= set(truth.columns):
-        raise ValueError(f"{path} needs the columns file,language")
+        raise LangsortError(f"{path} needs the columns file,language")
     return dict(zip(truth.file.astype(str), truth.language.astype(str)))
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from langsort.errors import ParameterError
+
 Frames = int
 
 
@@ -38,11 +40,11 @@ class SegmentParams:
 
     def __post_init__(self):
         if not 0 < self.min_seconds <= self.max_seconds:
-            raise ValueError(
+            raise ParameterError(
                 f"need 0 < min_seconds <= max_seconds, got {self.min_seconds} and {self.max_seconds}"
             )
         if self.bridge_seconds < 0:
-            raise ValueError("bridge_seconds must not be negative")
+            raise ParameterError("bridge_seconds must not be negative")
 
 
 def speech_mask(energy_db: np.ndarray, params: SegmentParams) -> np.ndarray:

@@ -13,7 +13,6 @@ all stay where they are, and every bad row is refused on its own while the rest 
 from __future__ import annotations
 
 import filecmp
-import json
 import os
 import shutil
 import stat
@@ -26,10 +25,10 @@ from langsort import manifest
 from langsort.audio import is_audio_name
 from langsort.corpus import display_path, stored_name
 from langsort.errors import LangsortError
+from langsort.parts import input_root_of
 
 MODES = ("copy", "link", "move")
 UNKNOWN_DIR, ERROR_DIR = "_unknown", "_error"
-RUN_FILE = os.path.join(".langsort", "run.json")
 RESERVED_FOLDERS = (UNKNOWN_DIR, ERROR_DIR, "_mixed")
 
 
@@ -53,15 +52,6 @@ class SortReport:
     refused: list[tuple[str, str]] = field(default_factory=list)  # (path, why)
     not_audio: list[str] = field(default_factory=list)  # error rows of files that are not audio: left in place
     by_folder: dict[str, int] = field(default_factory=dict)
-
-
-def input_root_of(manifests_dir: str) -> str:
-    """The INPUT folder `label` recorded beside the manifests."""
-    path = os.path.join(manifests_dir, RUN_FILE)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{manifests_dir} has no {RUN_FILE}: give the labelled folder with --input")
-    with open(path) as f:
-        return json.load(f)["input_root"]
 
 
 def plan(files: pd.DataFrame, input_root: str, dest: str) -> tuple[list[Step], list[tuple[str, str]]]:
@@ -123,10 +113,10 @@ def input_inside(dest: str, root: str) -> bool:
 def sort_archive(manifests_dir: str, dest: str, mode: str = "copy", input_root: str | None = None,
                  dry_run: bool = False, echo=print) -> SortReport:
     if mode not in MODES:
-        raise ValueError(f"unknown --mode {mode!r}: choose copy, link or move")
+        raise LangsortError(f"unknown --mode {mode!r}: choose copy, link or move")
     files_path = os.path.join(manifests_dir, manifest.FILES_NAME)
     if not os.path.isfile(files_path):
-        raise FileNotFoundError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
+        raise LangsortError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
     root = input_root or input_root_of(manifests_dir)
     if input_inside(dest, root):
         raise SortError(f"destination {dest} is inside the labelled folder {root} (or is it): "

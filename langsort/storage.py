@@ -9,6 +9,7 @@ manifest writers rely on instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -113,6 +114,17 @@ def write_bytes_atomic(path: str, data: bytes) -> None:
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def remove(path: str) -> None:
+    """Delete a file, local or remote; one already gone is fine."""
+    if is_remote(path):
+        fs, inner = _fs(path)
+        with contextlib.suppress(FileNotFoundError):
+            fs.delete_file(inner)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
 
 
 def glob_names(directory: str, prefix: str, suffix: str) -> list[str]:

@@ -21,6 +21,8 @@ import numpy as np
 import soundfile
 import soxr
 
+from langsort.errors import LangsortError
+
 ESPEAK_RATE = 22050
 
 # label -> espeak-ng voice
@@ -43,7 +45,7 @@ _SYLLABLES = {
 _INNER_ONLY = {"k'", "q'", "t'"}
 
 
-class SynthesisError(Exception):
+class SynthesisError(LangsortError):
     """espeak-ng is missing or failed."""
 
 

@@ -50,7 +50,7 @@ def test_two_backbone_comparison_runs_tune_trials_and_registers_the_best(prepare
     assert (out / "comparison.png").stat().st_size > 1000
     assert result.best == compare.best_of(result.rows)
     assert [name for name, _ in registry.list_models()] == ["best-small"]
-    assert registry.list_models()[0][1].meta["backbone"] == result.best["backbone"]
+    assert registry.list_models()[0][1].meta.backbone == result.best["backbone"]
 
     # a second run keeps the finished trials instead of training again
     again = compare.compare(str(prepared_small), str(out), trials, options, register_as="best-small", echo=print)

@@ -6,8 +6,9 @@ import numpy as np
 import pyarrow as pa
 
 from langsort import synth
+from langsort.clips import SpanWork, cut_spans, probe
 from langsort.corpus import InputFile, discover
-from langsort.prepare import PrepareConfig, SpanWork, prepare_span, probe_file
+from langsort.prepare import PrepareConfig
 
 
 def test_odd_names_links_and_folders(tmp_path):
@@ -41,8 +42,9 @@ def test_telephone_hi_res_and_many_channels_are_prepared(tmp_path, speech_cache)
     for name, rate, channels in (("phone.wav", 8000, 1), ("hires.flac", 96000, 2), ("surround.wav", 48000, 6)):
         path = synth.write(str(tmp_path / name), speech, synth.ESPEAK_RATE, rate, channels)
         file = InputFile(source=path, path=name)
-        info, error = probe_file(file)
+        probed = probe(file)
+        info, error = probed.info, probed.error
         assert error is None and info.channels == channels
-        result = prepare_span(SpanWork(file, 0.0, info.duration_s), PrepareConfig())
+        result = cut_spans([SpanWork(file, 0.0, info.duration_s)], PrepareConfig())[0]
         assert result.error is None and result.clips, name
         assert all(np.frombuffer(g, np.uint8).size == 128 * 224 for _, _, g in result.clips)

@@ -6,8 +6,9 @@ import soundfile
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from langsort.clips import SpanWork, cut_spans, probe
 from langsort.corpus import InputFile
-from langsort.prepare import PrepareConfig, SpanWork, prepare_span, probe_file
+from langsort.prepare import PrepareConfig
 
 CONFIG = PrepareConfig()
 FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -15,11 +16,12 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=[HealthChe
 
 def run_file(path: str):
     file = InputFile(source=path, path="x")
-    info, error = probe_file(file)
+    probed = probe(file)
+    info, error = probed.info, probed.error
     if info is None:
         assert error and "\n" not in error
         return None
-    result = prepare_span(SpanWork(file, 0.0, info.duration_s), CONFIG)
+    result = cut_spans([SpanWork(file, 0.0, info.duration_s)], CONFIG)[0]
     assert result.error is None or "\n" not in result.error
     return result
 

@@ -3,7 +3,8 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from langsort.export import ExportError, ModelFileError, export, read_model_info
+from langsort.export import ExportError, export
+from langsort.model import ModelFileError, read_model_info
 
 
 @pytest.fixture(scope="module")
@@ -16,8 +17,8 @@ def test_export_matches_the_trained_model_and_carries_its_metadata(exported, tra
     assert exported.max_difference <= 1e-4
     info = read_model_info(exported.path)
     assert info.labels == ["maya", "spanish"] and info.grid_shape == (128, 224)
-    assert info.meta["spectrogram"]["sample_rate"] == 16000 and info.meta["backbone"] == "mobilenet_v2"
-    assert "clip_accuracy" in info.meta["metrics"] and info.sha256 == exported.sha256
+    assert info.meta.spectrogram.sample_rate == 16000 and info.meta.backbone == "mobilenet_v2"
+    assert "clip_accuracy" in info.meta.metrics and info.sha256 == exported.sha256
     props = {p.key for p in onnx.load(exported.path).metadata_props}
     assert {"langsort", "model_card"} <= props
 

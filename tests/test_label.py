@@ -7,8 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from langsort import manifest, synth
-from langsort.export import export, read_model_info
-from langsort.label import Arrivals, OnnxPredictor, label
+from langsort.export import export
+from langsort.label import Arrivals, label
+from langsort.model import read_model_info
+from langsort.predict import OnnxPredictor
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from langsort import manifest, synth
+from langsort.clips import SpanWork, cut_spans, probe
 from langsort.corpus import InputFile, discover
-from langsort.prepare import PrepareConfig, SpanWork, assemble, prepare, prepare_span, prepare_spans, probe_file
+from langsort.prepare import PrepareConfig, assemble, prepare
 from langsort.segment import SegmentParams
 
 RATE = synth.ESPEAK_RATE
@@ -15,10 +16,11 @@ RATE = synth.ESPEAK_RATE
 
 def prepare_file(path: str, config=PrepareConfig()):
     file = InputFile(source=path, path=os.path.basename(path))
-    info, error = probe_file(file)
+    probed = probe(file)
+    info, error = probed.info, probed.error
     from langsort.prepare import plan_spans
 
-    results = [prepare_span(w, config) for w in plan_spans(file, info, config)] if info else []
+    results = [cut_spans([w], config)[0] for w in plan_spans(file, info, config)] if info else []
     return assemble(file, info, error, results, config)
 
 
@@ -85,8 +87,8 @@ def test_silence_and_hiss_give_no_clip(tmp_path, kind):
 def test_music_without_speech_gives_no_clip_and_says_it_is_not_speech(tmp_path):
     samples = synth.music(20.0, np.random.default_rng(3))
     path = synth.write(str(tmp_path / "jingle.ogg"), samples)
-    assert prepare_span(SpanWork(InputFile(path, "jingle.ogg"), 0.0, 20.0), PrepareConfig(
-        segment=SegmentParams(min_speech_share=0))).clips  # loud enough for the energy rule alone
+    assert cut_spans([SpanWork(InputFile(path, "jingle.ogg"), 0.0, 20.0)], PrepareConfig(
+        segment=SegmentParams(min_speech_share=0)))[0].clips  # loud enough for the energy rule alone
     row, clips = prepare_file(path)
     assert (row["status"], clips) == ("unknown", [])
     assert "music or other sounds, not speech" in row["error"]
@@ -107,8 +109,8 @@ def test_spans_checked_together_give_what_each_gives_alone(tmp_path, speech_cach
               "c.wav": np.concatenate([speech_cache("maya", 12.0), synth.music(8.0, rng)])}
     works = [SpanWork(InputFile(synth.write(str(tmp_path / name), samples), name), 0.0, len(samples) / RATE)
              for name, samples in pieces.items()]
-    alone = [prepare_span(work, PrepareConfig()) for work in works]
-    together = prepare_spans(works, PrepareConfig())
+    alone = [cut_spans([work], PrepareConfig())[0] for work in works]
+    together = cut_spans(works, PrepareConfig())
     assert [(r.clips, r.not_speech_clips) for r in together] == [(r.clips, r.not_speech_clips) for r in alone]
     assert alone[0].clips and not alone[1].clips and alone[1].not_speech_clips and alone[2].not_speech_clips
 
@@ -117,10 +119,10 @@ def test_perturbed_copies_differ_from_the_original(tmp_path, speech_cache):
     path = synth.write(str(tmp_path / "spanish" / "a.wav"), speech_cache("spanish", 12.0))
     file = InputFile(source=path, path="spanish/a.wav", label="spanish")
     config = PrepareConfig(augment=2)
-    plain, copy = (prepare_span(SpanWork(file, 0.0, 12.0, c), config) for c in (0, 1))
+    plain, copy = (cut_spans([SpanWork(file, 0.0, 12.0, c)], config)[0] for c in (0, 1))
     assert plain.clips and copy.clips
     assert plain.clips[0][2] != copy.clips[0][2]
-    again = prepare_span(SpanWork(file, 0.0, 12.0, 1), config)
+    again = cut_spans([SpanWork(file, 0.0, 12.0, 1)], config)[0]
     assert again.clips[0][2] == copy.clips[0][2]  # seeded: the same copy every run
 
 

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from langsort import manifest
+from langsort.parts import RUN_FILE
 from langsort.report import build, render_text, write
-from langsort.sort import ERROR_DIR, RUN_FILE, UNKNOWN_DIR, apply, plan, sort_archive
+from langsort.sort import ERROR_DIR, UNKNOWN_DIR, apply, plan, sort_archive
 
 LABELS = ["maya", "spanish"]
 

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 
 import langsort.train  # noqa: F401  (selects tf-keras before TensorFlow loads)
+from langsort.errors import LangsortError
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,13 @@ BACKBONES = {
 }
 
 
-class WeightsError(Exception):
+class WeightsError(LangsortError):
     """Initial weights that cannot be had; the message says what to do instead."""
 
 
 def check_backbone(name: str) -> Backbone:
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
+        raise LangsortError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
     return BACKBONES[name]
 
 

@@ -12,6 +12,8 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from langsort.errors import LangsortError
+
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 
 
@@ -26,7 +28,7 @@ def split_recordings(
     for label, group in sorted(usable.groupby("label"), key=lambda kv: kv[0]):
         paths = sorted(group.path)
         if len(paths) < 3:
-            raise ValueError(
+            raise LangsortError(
                 f"language {label!r} has {len(paths)} usable recording(s); the split by recording needs "
                 "at least 3 per language (one each for training, validation and test)"
             )
@@ -36,7 +38,7 @@ def split_recordings(
         for i, path in enumerate(paths):
             split[path] = TEST if i < n_test else VALIDATION if i < n_test + n_val else TRAIN
     if len({files.loc[files.path == p, "label"].iloc[0] for p in split}) < 2:
-        raise ValueError("training needs at least two languages (LABELLED/<language>/... folders)")
+        raise LangsortError("training needs at least two languages (LABELLED/<language>/... folders)")
     return split
 
 

@@ -12,6 +12,7 @@ MODEL_DIR receives:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -25,8 +26,11 @@ import numpy as np
 import pandas as pd
 
 from langsort import __version__, manifest
+from langsort.errors import LangsortError
 from langsort.features import SpectrogramParams
+from langsort.model import ModelMeta
 from langsort.prepare import read_meta
+from langsort.segment import SegmentParams
 from langsort.train import BATCH_SIZE, EPOCHS
 from langsort.train import data as train_data
 
@@ -116,12 +120,12 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     shutil.rmtree(storage, ignore_errors=True)
 
     seconds = time.perf_counter() - started
-    model_meta = dict(
-        langsort_version=__version__, backbone=options.backbone, labels=labels, image_size=image_size,
-        grid_shape=list(spec.grid_shape), spectrogram=spec.to_dict(), segment=meta["segment"],
-        initial_weights=options.weights, options=asdict(options), workers=workers,
-        trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), training_seconds=round(seconds, 1),
-        prepared=os.path.abspath(prepared_dir),
+    model_meta = ModelMeta(
+        labels=labels, spectrogram=spec, segment=SegmentParams(**meta["segment"]), backbone=options.backbone,
+        image_size=image_size,
+        details=dict(langsort_version=__version__, initial_weights=options.weights, options=asdict(options),
+                     workers=workers, trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                     training_seconds=round(seconds, 1), prepared=os.path.abspath(prepared_dir)),
     )
     metrics = finish_model_dir(model_dir, model_meta, split, clips_path, history)
     return TrainResult(model_dir=model_dir, metrics=metrics, seconds=seconds)
@@ -224,13 +228,13 @@ def _worker_loop(config: dict) -> None:
             break
 
 
-def finish_model_dir(model_dir: str, model_meta: dict, split: dict[str, str], clips_path: str,
+def finish_model_dir(model_dir: str, model_meta: ModelMeta, split: dict[str, str], clips_path: str,
                      history: list[dict]) -> dict:
     """Evaluate the best weights on the test side and write metrics, plots and samples."""
     from langsort.train.evaluate import clip_and_file_metrics, plot_confusion, plot_history
 
     model = load_model(model_dir, model_meta)
-    labels, grid_shape = model_meta["labels"], tuple(model_meta["grid_shape"])
+    labels, grid_shape = model_meta.labels, model_meta.grid_shape
     evaluation = {}
     for side in (train_data.VALIDATION, train_data.TEST):
         grids, truth, rows = train_data.read_clips(clips_path, split, side, labels, grid_shape)
@@ -243,8 +247,9 @@ def finish_model_dir(model_dir: str, model_meta: dict, split: dict[str, str], cl
     metrics = dict(test=evaluation[train_data.TEST], validation=evaluation[train_data.VALIDATION],
                    history=history, recordings={s: sum(v == s for v in split.values())
                                                 for s in (train_data.TRAIN, train_data.VALIDATION, train_data.TEST)})
-    model_meta = {**model_meta, "parameters": int(model.count_params()), "metrics": summary_line(metrics)}
-    for name, content in ((MODEL_JSON, model_meta), (METRICS, metrics), (SPLIT, split)):
+    model_meta = dataclasses.replace(model_meta, metrics=summary_line(metrics),
+                                     details={**model_meta.details, "parameters": int(model.count_params())})
+    for name, content in ((MODEL_JSON, model_meta.to_dict()), (METRICS, metrics), (SPLIT, split)):
         with open(os.path.join(model_dir, name), "w") as f:
             json.dump(content, f, indent=2)
     plot_history(history, os.path.join(model_dir, "history.png"))
@@ -259,20 +264,20 @@ def summary_line(metrics: dict) -> dict:
                 macro_f1=test["clip"]["macro_f1"], test_clips=test["clip"]["n"], test_files=test["file"]["n"])
 
 
-def read_model_meta(model_dir: str) -> dict:
+def read_model_meta(model_dir: str) -> ModelMeta:
     path = os.path.join(model_dir, MODEL_JSON)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{model_dir} is not a trained model folder (no {MODEL_JSON}): run langsort train first")
+        raise LangsortError(f"{model_dir} is not a trained model folder (no {MODEL_JSON}): run langsort train first")
     with open(path) as f:
-        return json.load(f)
+        return ModelMeta.from_dict(json.load(f))
 
 
-def load_model(model_dir: str, model_meta: dict | None = None):
+def load_model(model_dir: str, model_meta: ModelMeta | None = None):
     """The trained tf-keras model, rebuilt from model.json and the saved weights."""
     from langsort.train.backbones import build_model
 
     meta = model_meta or read_model_meta(model_dir)
-    model = build_model(meta["backbone"], len(meta["labels"]), tuple(meta["grid_shape"]), meta["image_size"], "none")
+    model = build_model(meta.backbone, len(meta.labels), meta.grid_shape, meta.image_size, "none")
     model.load_weights(os.path.join(model_dir, WEIGHTS))
     return model
 
@@ -283,9 +288,9 @@ def evaluate_prepared(model_dir: str, prepared_dir: str) -> dict:
     from langsort.train.evaluate import clip_and_file_metrics
 
     meta = read_model_meta(model_dir)
-    labels = meta["labels"]
+    labels = meta.labels
     clips_path = os.path.join(prepared_dir, manifest.CLIPS_NAME)
     everything = {p: train_data.TEST for p in pd.read_parquet(clips_path, columns=["path"]).path.unique()}
-    grids, truth, rows = train_data.read_clips(clips_path, everything, train_data.TEST, labels, tuple(meta["grid_shape"]))
+    grids, truth, rows = train_data.read_clips(clips_path, everything, train_data.TEST, labels, meta.grid_shape)
     probs = load_model(model_dir, meta).predict(grids.astype(np.float32), batch_size=64, verbose=0)
     return clip_and_file_metrics(probs, truth, rows.path.to_numpy(), (rows.end_s - rows.start_s).to_numpy(), labels)

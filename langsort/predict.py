@@ -1,0 +1,51 @@
+"""ONNX Runtime over spectrogram grids: the callable that label's Ray Data stage and
+compare's throughput measurement both run. Knows nothing of Ray, so it runs the same in a
+test, a notebook or an actor (the shape of Ray's batch-inference examples)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+
+from langsort import manifest, storage
+from langsort.model import ModelFileError, ModelInfo
+
+
+class OnnxPredictor:
+    """Batch callable: pandas rows with a `grid` column -> rows with p_<label>.
+
+    Rows that are not clips (span markers) pass through with null probabilities. It reads
+    the model file itself, so model bytes do not travel through the object store to every
+    actor, and a file replaced mid-run is refused by its hash.
+    """
+
+    def __init__(self, model: ModelInfo, threads: int = 1):
+        import onnxruntime as ort
+
+        model_bytes = storage.read_bytes(model.path)
+        if hashlib.sha256(model_bytes).hexdigest() != model.sha256:
+            raise ModelFileError(f"{model.path} changed while labelling: run label again")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        # idle ONNX threads must sleep, not spin: decoding, in this actor and others, needs those cores
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.labels, self.grid_shape = model.labels, model.grid_shape
+
+    def predict(self, grids: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: grids.astype(np.float32, copy=False)})[0]
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        is_clip = batch.kind.eq("clip").to_numpy()
+        probs = np.full((len(batch), len(self.labels)), np.nan)
+        if is_clip.any():
+            grids = np.stack([np.frombuffer(g, np.uint8).reshape(self.grid_shape) for g in batch.grid[is_clip]])
+            probs[is_clip] = self.predict(grids)
+        out = batch.drop(columns=["grid"])
+        for i, label in enumerate(self.labels):
+            out[manifest.prob_column(label)] = probs[:, i]
+        return out
