@@ -113,8 +113,10 @@ def rebuild_manifests(store: PartStore, paths: list[str], reused: dict[str, list
     labels = store.model.labels
     for frame, schema, name in ((files, manifest.label_files_schema(labels), manifest.FILES_NAME),
                                 (clips, manifest.label_clips_schema(labels), manifest.CLIPS_NAME)):
-        manifest.write_atomic(manifest.table(_records(frame, schema.names), schema),
-                              storage.join(store.manifests_dir, name))
+        tbl = manifest.table(_records(frame, schema.names), schema)
+        manifest.write_atomic(tbl, storage.join(store.manifests_dir, name))
+        if name == manifest.FILES_NAME:
+            storage.write_bytes_atomic(storage.join(store.manifests_dir, manifest.FILES_CSV_NAME), manifest.csv_bytes(tbl))
     counts = files.status.value_counts().to_dict()
     counts.update({f"language:{k}": v for k, v in files.language.value_counts().to_dict().items()})
     return LabelSummary(manifests=store.manifests_dir, files=len(files), counts=counts)
