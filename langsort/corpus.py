@@ -40,8 +40,9 @@ def stored_name(path: str) -> str:
 
 
 def discover(root: str, labelled: bool = False) -> list[InputFile]:
-    """Every regular file under `root`, sorted by relative path; symlinked folders are not
-    followed (no loops), unreadable folders become error entries."""
+    """Every file under `root`, sorted by relative path; symlinked folders are not followed
+    (no loops); unreadable folders, broken links and what is not a regular file (FIFOs,
+    devices, sockets) become error entries that are never opened."""
     if storage.is_remote(root):
         if not storage.is_dir(root):
             raise CorpusError(f"input folder not found: {root}")
@@ -61,11 +62,18 @@ def discover(root: str, labelled: bool = False) -> list[InputFile]:
         dirs.sort()
         for name in sorted(files):
             full = os.path.join(folder, name)
-            error = None
-            if os.path.islink(full) and not os.path.exists(full):
-                error = "broken or looping symbolic link"
-            found.append(_entry(root, os.path.relpath(full, root), labelled, error=error))
+            found.append(_entry(root, os.path.relpath(full, root), labelled, error=_not_readable(full)))
     return sorted(found, key=lambda f: f.path)
+
+
+def _not_readable(full: str) -> str | None:
+    """Why a listed name is never opened: a broken link, or not a regular file once links
+    are resolved (a FIFO would block the reader, a link to /dev/zero never ends)."""
+    try:
+        mode = os.stat(full).st_mode
+    except OSError as exc:
+        return "broken or looping symbolic link" if os.path.islink(full) else f"cannot read: {exc.strerror or exc}"
+    return storage.not_regular(mode)
 
 
 def has_audio(root: str) -> bool:

@@ -10,9 +10,12 @@ manifest writers rely on instead.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
+import re
+import stat
 import uuid
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://")
@@ -72,10 +75,30 @@ def size(path: str) -> int:
     return fs.get_file_info(inner).size
 
 
+def not_regular(mode: int) -> str | None:
+    """What a local file is when it is not a regular file (links already resolved), else None:
+    reading a FIFO blocks forever and /dev/zero never ends, so only regular files are read."""
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"not a regular file: {kind}"
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def open_read(path: str):
-    """A seekable binary file object."""
+    """A seekable binary file object; a local path must be a regular file (OSError otherwise,
+    found without blocking: a FIFO is opened non-blocking and refused)."""
     if not is_remote(path):
-        return open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            kind = not_regular(os.fstat(fd).st_mode)
+            if kind:
+                raise OSError(errno.EINVAL, kind)
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
     fs, inner = _fs(path)
     handle = fs.open_input_file(inner)
     if handle.size() <= BUFFER_WHOLE_BYTES:
