@@ -12,6 +12,7 @@ gives identical files and a killed run loses only uncommitted files.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import defaultdict
@@ -22,10 +23,11 @@ import pandas as pd
 import pyarrow as pa
 
 from langsort import aggregate, audio, manifest, storage
-from langsort.clips import ClipConfig, Probe, SpanWork, cut_spans, file_status, probe_files
+from langsort.clips import CHANGED, ClipConfig, Probe, SpanWork, cut_spans, file_status, probe_files, unchanged
 from langsort.corpus import InputFile, discover
 from langsort.model import ModelInfo, read_model_info
-from langsort.parts import CONTENT_COLUMN, LabelSummary, PartStore, rebuild_manifests, record_run
+from langsort.lock import ManifestLock
+from langsort.parts import CONTENT_COLUMN, STATE_DIR, LabelSummary, PartStore, rebuild_manifests, record_run
 from langsort.predict import OnnxPredictor
 from langsort.segment import SegmentParams
 
@@ -39,7 +41,7 @@ COMMIT_ROWS, COMMIT_SECONDS = 64, 5.0  # a part is committed at this many files 
 SPAN_ROWS = pa.schema([
     ("path", pa.string()), ("span_index", pa.int64()), ("kind", pa.string()), ("start_s", pa.float64()),
     ("end_s", pa.float64()), ("grid", pa.binary()), ("error", pa.string()), ("longest_dropped_s", pa.float64()),
-    ("not_speech_clips", pa.int64()), ("span_clips", pa.int64()),
+    ("not_speech_clips", pa.int64()), ("span_clips", pa.int64()), ("decoded_s", pa.float64()),
 ])
 
 
@@ -50,10 +52,10 @@ def span_rows(items: list[dict], config: ClipConfig) -> list[dict]:
     for item, work, result in zip(items, works, cut_spans(works, config)):
         base = dict(path=work.file.path, span_index=item["index"])
         rows += [dict(base, kind="clip", start_s=s, end_s=e, grid=g, error=None, longest_dropped_s=0.0,
-                      not_speech_clips=0, span_clips=0) for s, e, g in result.clips]
+                      not_speech_clips=0, span_clips=0, decoded_s=0.0) for s, e, g in result.clips]
         rows.append(dict(base, kind="span", start_s=work.start_s, end_s=work.end_s, grid=None, error=result.error,
                          longest_dropped_s=result.longest_dropped_s, not_speech_clips=result.not_speech_clips,
-                         span_clips=len(result.clips)))
+                         span_clips=len(result.clips), decoded_s=result.decoded_s))
     return rows
 
 
@@ -61,12 +63,14 @@ def file_row(probe: Probe, clips: list[dict], spans: list[dict], model: ModelInf
              threshold: float) -> dict:
     """The files.parquet row for one file from its clip rows (with p_ columns) and span markers."""
     labels = model.labels
-    row = dict(path=probe.file.path, duration_s=probe.info.duration_s if probe.info else None,
+    # the duration is what was decoded: a header can claim hours for a few seconds of audio
+    info = dataclasses.replace(probe.info, duration_s=sum(s["decoded_s"] for s in spans)) if spans else probe.info
+    row = dict(path=probe.file.path, duration_s=info.duration_s if info else None,
                n_clips=len(clips), model_sha256=model.sha256, language=None, confidence=None, error=None,
                **{manifest.prob_column(label): None for label in labels})
     span_errors = [s["error"] for s in spans if s["error"]]
     status, reason = file_status(
-        probe.error or (span_errors[0] if span_errors else None), len(clips), probe.info,
+        probe.error or (span_errors[0] if span_errors else None), len(clips), info,
         max((s["longest_dropped_s"] for s in spans), default=0.0), sum(s["not_speech_clips"] for s in spans), segment,
     )
     if status != manifest.STATUS_OK:
@@ -146,7 +150,10 @@ class Job:
     ray_options: dict
 
     def rows(self, probe: Probe, clips: list[dict], spans: list[dict]) -> dict[str, list[dict]]:
-        """A finished file's manifest rows, per table, stamped with its content hash."""
+        """A finished file's manifest rows, per table, stamped with its content hash (an
+        error row without it when the file changed since it was hashed)."""
+        if not unchanged(probe):
+            probe, clips, spans = Probe(probe.file, None, CHANGED), [], []
         stamp = {CONTENT_COLUMN: probe.sha256}
         file = file_row(probe, clips, spans, self.model, self.config.segment, self.threshold)
         return {"files": [dict(file, **stamp)],
@@ -157,6 +164,17 @@ def label(
     input_root: str, model_path: str, manifests_dir: str, threshold: float = aggregate.DEFAULT_THRESHOLD,
     batch_size: int = 32, progress: bool = True,
 ) -> LabelSummary:
+    """Label INPUT into MANIFESTS, one run at a time (ManifestsBusy otherwise). Temporary
+    files that killed runs left behind are nobody's once the lock is held: removed first."""
+    with ManifestLock(manifests_dir, STATE_DIR):
+        for folder in (manifests_dir, storage.join(manifests_dir, STATE_DIR),
+                       storage.join(manifests_dir, STATE_DIR, "parts")):
+            storage.remove_temporaries(folder)
+        return _label(input_root, model_path, manifests_dir, threshold, batch_size, progress)
+
+
+def _label(input_root: str, model_path: str, manifests_dir: str, threshold: float, batch_size: int,
+           progress: bool) -> LabelSummary:
     started = time.perf_counter()
     model = read_model_info(storage.absolute(model_path))  # the ONNX actors read it, from any directory
     job = Job(model, ClipConfig(spectrogram=model.meta.spectrogram, segment=model.meta.segment), threshold,
@@ -187,7 +205,9 @@ def reuse(probes: list[Probe], store: PartStore) -> tuple[dict[str, list[dict]],
     """(rows reused from files of the same content labelled earlier, probes still to label)."""
     done = store.load()
     done_files, done_clips = done["files"], done["clips"]
-    done_by_sha = {sha: path for path, sha in zip(done_files.path, done_files[CONTENT_COLUMN]) if sha}
+    # an error row is never reused: the error may have been the file's moment, not its content
+    done_by_sha = {sha: path for path, sha, status in zip(done_files.path, done_files[CONTENT_COLUMN], done_files.status)
+                   if sha and status != manifest.STATUS_ERROR}
     reused, todo = {"files": [], "clips": []}, []
     for probe in probes:
         previous = done_by_sha.get(probe.sha256) if probe.sha256 else None

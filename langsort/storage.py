@@ -107,6 +107,22 @@ def open_read(path: str):
     return handle
 
 
+def stamp(path: str) -> tuple | None:
+    """What changes when a file is rewritten, replaced or deleted (size, mtime, and the
+    inode locally); None when it is gone. Cheaper than hashing again."""
+    try:
+        if not is_remote(path):
+            st = os.stat(path)
+            return st.st_size, st.st_mtime_ns, st.st_ino
+        import pyarrow.fs as pafs
+
+        fs, inner = _fs(path)
+        info = fs.get_file_info(inner)
+        return None if info.type == pafs.FileType.NotFound else (info.size, info.mtime_ns)
+    except OSError:
+        return None
+
+
 def sha256_of(path: str) -> str:
     """Content identity of a file (hashlib reads it into one reused buffer)."""
     with open_read(path) as f:
@@ -148,6 +164,20 @@ def remove(path: str) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+
+
+TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")  # write_bytes_atomic's and AtomicParquetWriter's
+
+
+def remove_temporaries(directory: str) -> int:
+    """Remove what killed atomic writes left directly in a local `directory`; only safe
+    while no other writer uses it (label holds the manifests lock). Returns how many."""
+    if is_remote(directory) or not os.path.isdir(directory):
+        return 0  # object stores: a PUT leaves nothing behind
+    names = [n for n in os.listdir(directory) if TEMPORARY_NAME.fullmatch(n)]
+    for name in names:
+        remove(os.path.join(directory, name))
+    return len(names)
 
 
 def glob_names(directory: str, prefix: str, suffix: str) -> list[str]:
