@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import filecmp
 import os
+import re
 import shutil
 import stat
 import uuid
@@ -30,6 +31,8 @@ from langsort.parts import input_root_of
 MODES = ("copy", "link", "move")
 UNKNOWN_DIR, ERROR_DIR = "_unknown", "_error"
 RESERVED_FOLDERS = (UNKNOWN_DIR, ERROR_DIR, "_mixed")
+PARTIAL_COPY_FORMAT = ".langsort-{}.part"
+PARTIAL_COPY = re.compile(r"\.langsort-[0-9a-f]{32}\.part")
 
 
 class SortError(LangsortError):
@@ -121,6 +124,8 @@ def sort_archive(manifests_dir: str, dest: str, mode: str = "copy", input_root: 
     if input_inside(dest, root):
         raise SortError(f"destination {dest} is inside the labelled folder {root} (or is it): "
                         "choose one outside it, or the next label would count every recording twice")
+    if not dry_run:
+        remove_partial_copies(dest)
     files = pd.read_parquet(files_path)
     not_audio = (files.status == manifest.STATUS_ERROR) & ~files.path.map(
         lambda p: isinstance(p, str) and is_audio_name(p))
@@ -142,6 +147,14 @@ def sort_archive(manifests_dir: str, dest: str, mode: str = "copy", input_root: 
         else:
             report.refused.append((step.path, outcome))
     return report
+
+
+def remove_partial_copies(dest: str) -> None:
+    """The temporary files of copies a killed run left in DEST (they never carry a real name)."""
+    for folder, _, names in os.walk(dest):
+        for name in names:
+            if PARTIAL_COPY.fullmatch(name):
+                os.remove(os.path.join(folder, name))
 
 
 def apply(step: Step, mode: str) -> str:
@@ -173,7 +186,7 @@ def apply(step: Step, mode: str) -> str:
         except OSError:
             pass  # another filesystem: copy, then remove the source
     # a short name of its own: the target's name may already be as long as names can be
-    tmp = os.path.join(os.path.dirname(step.target), f".langsort-{uuid.uuid4().hex}.part")
+    tmp = os.path.join(os.path.dirname(step.target), PARTIAL_COPY_FORMAT.format(uuid.uuid4().hex))
     try:
         shutil.copy2(step.source, tmp)
         with open(tmp, "rb") as f:

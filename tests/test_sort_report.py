@@ -220,3 +220,14 @@ def test_files_that_are_not_audio_keep_their_row_but_are_never_moved(tmp_path):
     assert report.not_audio == ["inventory-notes.txt"] and report.done == 1 and not report.refused
     assert (archive / "inventory-notes.txt").read_text() == "tape 12: interview"
     assert tree(tmp_path / "sorted") == {f"{ERROR_DIR}/notes.mp3": b"text renamed .mp3"}
+
+
+def test_partial_copies_left_by_a_killed_sort_are_removed(labelled, tmp_path):
+    archive, manifests, _ = labelled
+    dest = tmp_path / "sorted"
+    (dest / "maya" / "a").mkdir(parents=True)
+    partial = dest / "maya" / "a" / ".langsort-0123456789abcdef0123456789abcdef.part"
+    partial.write_bytes(b"half a copy")
+    (dest / "maya" / "keep.part").write_bytes(b"someone's file")
+    assert sort_archive(str(manifests), str(dest), "copy").done == 5
+    assert not partial.exists() and (dest / "maya" / "keep.part").exists()
