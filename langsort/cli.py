@@ -305,7 +305,9 @@ def label(
 ):
     """Label every file and clip with ONNX Runtime on Ray Data; resumable, idempotent."""
     from langsort import label as stage
+    from langsort.lock import ManifestLock
     from langsort.model import read_model_info
+    from langsort.parts import STATE_DIR
     from langsort.registry import resolve
     from langsort.runtime import init_ray
 
@@ -316,9 +318,10 @@ def label(
     model = resolve(model)
     _check_model_path(model)
     read_model_info(model)  # a bad --model is a one-line error before Ray starts
-    init_ray(address, _local_cpus(address, cpus), worker_logs=False)
-    summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
-                          progress=not quiet)
+    with ManifestLock(out, STATE_DIR):  # a second run into --out stops here, before Ray starts
+        init_ray(address, _local_cpus(address, cpus), worker_logs=False)
+        summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
+                              progress=not quiet)
     counts = ", ".join(f"{v} {k.removeprefix('language:')}" for k, v in sorted(summary.counts.items()))
     typer.echo(f"labelled {summary.files} files ({summary.labelled_now} now, {summary.reused} already done) in "
                f"{time.perf_counter() - started:.0f} s: {counts} -> {out}")

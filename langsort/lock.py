@@ -27,13 +27,20 @@ class ManifestsBusy(LangsortError):
 
 
 class ManifestLock:
+    """Held for a `with` block; nested blocks on the same MANIFESTS in one process share it
+    (the CLI takes it before Ray starts, and label() takes it again for library callers)."""
+
+    _held: dict[str, list] = {}  # lock path -> [fd, depth], this process's locks
+
     def __init__(self, manifests_dir: str, state_dir: str):
         self.manifests_dir = manifests_dir
-        self.path = storage.join(manifests_dir, state_dir, LOCK_NAME)
-        self._fd: int | None = None
+        self.path = storage.join(storage.absolute(manifests_dir), state_dir, LOCK_NAME)
 
     def __enter__(self) -> "ManifestLock":
         if storage.is_remote(self.path):
+            return self
+        if self.path in self._held:
+            self._held[self.path][1] += 1
             return self
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -46,14 +53,18 @@ class ManifestLock:
                                 "wait for it to finish, or give another --out") from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps(dict(pid=os.getpid(), host=socket.gethostname(), since=time.time())).encode())
-        self._fd = fd
+        self._held[self.path] = [fd, 1]
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)  # the file stays: removing it would race with a run opening it
-            os.close(self._fd)  # releases the flock
-            self._fd = None
+        entry = self._held.get(self.path)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] == 0:
+            del self._held[self.path]
+            os.ftruncate(entry[0], 0)  # the file stays: removing it would race with a run opening it
+            os.close(entry[0])  # releases the flock
 
 
 def _holder(fd: int) -> str:

@@ -211,3 +211,20 @@ def test_a_second_label_into_the_same_manifests_stops_and_a_killed_runs_lock_is_
     summary = label(str(archive), tiny_model, str(out), progress=False)
     assert summary.files == 1 and time.perf_counter() - started < 120
     assert not any(path.exists() for path in leftovers) and (out / "my-notes.tmp").exists()
+
+
+def test_the_lock_nests_in_one_process_and_is_released_after(tmp_path):
+    import subprocess
+    import sys
+
+    from langsort.lock import ManifestLock
+
+    probe = [sys.executable, "-c", "from langsort.lock import ManifestLock\n"
+             f"with ManifestLock({str(tmp_path)!r}, '.langsort'): pass"]
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    with ManifestLock(str(tmp_path), ".langsort"):
+        with ManifestLock(str(tmp_path), ".langsort"):  # the CLI's lock, then label()'s
+            pass
+        held = subprocess.run(probe, capture_output=True, text=True, env=env)
+        assert held.returncode != 0 and "another langsort label" in held.stderr
+    assert subprocess.run(probe, capture_output=True, env=env).returncode == 0
