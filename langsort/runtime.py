@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None, worker_logs: bool = True) -> None:
@@ -26,6 +27,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, worker_log
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
     ray.data.DataContext.get_current().enable_progress_bars = False
+    # a small job has fewer blocks than actors: Ray Data says so on every such run
+    warnings.filterwarnings("ignore", message="The minimum number of concurrent actors", category=UserWarning)
     address = address or os.environ.get("RAY_ADDRESS")
     kwargs = dict(logging_level=logging.WARNING, configure_logging=True)
     if address:
