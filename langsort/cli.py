@@ -13,7 +13,9 @@ from rich.console import Console
 
 from langsort import train as train_defaults
 from langsort.aggregate import DEFAULT_THRESHOLD
+from langsort.annotate import AnnotationFormat
 from langsort.errors import LangsortError
+from langsort.timeline import TimelineParams
 from langsort.train.backbones import BACKBONES
 
 # plain help (no rich panels): flags without a `<bool>` type column, readable when redirected
@@ -85,6 +87,8 @@ def prepare(
     labels: bool = typer.Option(True, "--labels/--no-labels", help="Take the first folder level as the label."),
     save_png: bool = typer.Option(False, "--save-png", help="Also write each spectrogram as a PNG under OUT/png."),
     seed: int = typer.Option(0, help="Seed for augmentation."),
+    reviewed: Optional[str] = typer.Option(None, "--reviewed", help="MANIFESTS where people reviewed recordings "
+                                           "(langsort review): add their decisions as labelled recordings."),
     address: Optional[str] = ADDRESS,
     cpus: Optional[int] = CPUS,
     quiet: bool = QUIET,
@@ -92,6 +96,8 @@ def prepare(
     """Split every recording into 3-15 s speech clips and turn each into a log-mel spectrogram."""
     from langsort import prepare as stage
     from langsort.features import SpectrogramParams
+    from langsort.parts import input_root_of
+    from langsort.reviews import training_inputs
     from langsort.runtime import init_ray
     from langsort.segment import SegmentParams
 
@@ -102,10 +108,16 @@ def prepare(
     )
     started = time.perf_counter()
     _check_out_not_inside(input, out)
-    _check_input(str(input))
     _check_out_folder(str(out))
+    extra = []
+    if reviewed:
+        extra = training_inputs(reviewed, input_root_of(reviewed))
+        typer.echo(f"adding {len(extra)} reviewed recording(s) from {reviewed}")
+    if not extra:  # reviewed recordings alone are enough to prepare
+        _check_input(str(input))
     init_ray(address, _local_cpus(address, cpus), worker_logs=False)
-    summary = stage.prepare(str(input), str(out), config, labelled=labels, save_png=save_png, progress=not quiet)
+    summary = stage.prepare(str(input), str(out), config, labelled=labels, save_png=save_png, progress=not quiet,
+                            reviewed=extra)
     typer.echo(
         f"prepared {summary.files} files ({summary.audio_seconds / 3600:.2f} h): {summary.ok} ok, "
         f"{summary.unknown} without usable speech, {summary.errors} unreadable; {summary.clips} clips -> {out} "
@@ -299,11 +311,13 @@ def label(
     out: str = typer.Option(..., "--out", help="MANIFESTS folder for files.parquet and clips.parquet (path or URI)."),
     threshold: float = THRESHOLD,
     batch_size: int = typer.Option(32, min=1, help="Clips per ONNX Runtime call."),
+    min_share: float = typer.Option(TimelineParams.min_share, min=0.0, max=1.0,
+                                    help="A second language with at least this share of the speech makes a file mixed."),
     address: Optional[str] = ADDRESS,
     cpus: Optional[int] = CPUS,
     quiet: bool = QUIET,
 ):
-    """Label every file and clip with ONNX Runtime on Ray Data; resumable, idempotent."""
+    """Label every file, clip and language segment with ONNX Runtime on Ray Data; resumable, idempotent."""
     from langsort import label as stage
     from langsort.lock import ManifestLock
     from langsort.model import read_model_info
@@ -321,7 +335,7 @@ def label(
     with ManifestLock(out, STATE_DIR):  # a second run into --out stops here, before Ray starts
         init_ray(address, _local_cpus(address, cpus), worker_logs=False)
         summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
-                              progress=not quiet)
+                              progress=not quiet, min_share=min_share)
     counts = ", ".join(f"{v} {k.removeprefix('language:')}" for k, v in sorted(summary.counts.items()))
     typer.echo(f"labelled {summary.files} files ({summary.labelled_now} now, {summary.reused} already done) in "
                f"{time.perf_counter() - started:.0f} s: {counts} -> {out}")
@@ -347,12 +361,15 @@ def sort_command(
                              help="copy leaves the archive as it is; link makes hard links; move empties it."),
     input: Optional[Path] = typer.Option(None, "--input", help="The labelled folder, if it moved since labelling."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, touch nothing."),
+    mixed: str = typer.Option("folder", "--mixed", metavar="[folder|dominant]",
+                              help="Files with two languages: 'folder' puts them in DEST/_mixed/, 'dominant' with their main language."),
 ):
     """Sort the archive into one folder per language (never overwrites, never loses a file)."""
     from langsort.sort import sort_archive
 
     _check_out_folder(str(dest), "--dest")
-    report = sort_archive(str(manifests), str(dest), mode, str(input) if input else None, dry_run, typer.echo)
+    report = sort_archive(str(manifests), str(dest), mode, str(input) if input else None, dry_run, typer.echo,
+                          mixed=mixed)
     folders = ", ".join(f"{n} {f}" for f, n in sorted(report.by_folder.items()))
     verb = "would sort" if dry_run else f"sorted ({mode})"
     typer.echo(f"{verb}: {folders}; {report.done} done, {report.already} already in place, "
@@ -361,6 +378,20 @@ def sort_command(
         typer.echo(f"  refused {path}: {why}")
     if report.refused:
         raise typer.Exit(1)
+
+
+@app.command()
+@user_errors
+def annotate(
+    manifests: str = typer.Argument(..., help="MANIFESTS folder written by `langsort label` (path or URI)."),
+    to: AnnotationFormat = typer.Option(..., "--to", help="eaf (ELAN), textgrid (Praat), vtt (players) or csv."),
+    out: Path = typer.Option(..., "--out", help="Folder for OUT/<path>.<ext>, one file per labelled recording."),
+):
+    """Each recording's language timeline as an ELAN, Praat, WebVTT or CSV annotation file."""
+    from langsort.annotate import annotate as write_annotations
+
+    written = write_annotations(manifests, to, str(out))
+    typer.echo(f"wrote {len(written)} {to.value} files -> {out}")
 
 
 @app.command()
@@ -375,6 +406,21 @@ def report(
     text, path = write(str(manifests), str(truth) if truth else None)
     typer.echo(text)
     typer.echo(f"HTML report: {path}")
+
+
+@app.command()
+@user_errors
+def review(
+    manifests: str = typer.Argument(..., help="MANIFESTS folder written by `langsort label` (path or URI)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; any but loopback requires the printed token."),
+    port: int = typer.Option(8765, min=1, max=65535, help="Port to listen on."),
+    no_open: bool = typer.Option(False, "--no-open", help="Do not open a browser."),
+    input: Optional[str] = typer.Option(None, "--input", help="The labelled folder, if it moved since labelling."),
+):
+    """Listen to recordings, see their timelines and record corrections in a local web app."""
+    from langsort.review.server import serve
+
+    serve(manifests, host, port, open_browser=not no_open, input_root=input, echo=typer.echo)
 
 
 def _print_run(result) -> None:

@@ -1,5 +1,8 @@
 """`langsort export`: the trained model as one self-contained ONNX file.
 
+Two outputs: the clip's class probabilities, and the same per time column of the CNN's last
+feature map (evidence for the language timeline, see `with_column_output`).
+
 Everything labelling needs travels in the file's metadata (key "langsort", JSON): labels,
 spectrogram and segment parameters, backbone, image size, grid shape and training metrics,
 plus a human-readable model card (key "model_card"). The export is refused unless ONNX
@@ -41,6 +44,7 @@ class ExportResult:
 def export(model_dir: str, out_path: str | None = None, quantize: str | None = None) -> ExportResult:
     """Convert, attach metadata, check parity, write atomically; optionally an int8 copy."""
     import langsort.train  # noqa: F401  (tf-keras before TensorFlow loads)
+    # isort: split
     import onnx
     import tensorflow as tf
     import tf2onnx
@@ -49,7 +53,7 @@ def export(model_dir: str, out_path: str | None = None, quantize: str | None = N
 
     meta = read_model_meta(model_dir)
     out_path = out_path or os.path.join(model_dir, "model.onnx")
-    model = load_model(model_dir, meta)
+    model = with_column_output(load_model(model_dir, meta))
     sample = np.load(os.path.join(model_dir, SAMPLE))["grids"].astype(np.float32)
     expected = model.predict(sample, verbose=0)
 
@@ -59,10 +63,11 @@ def export(model_dir: str, out_path: str | None = None, quantize: str | None = N
     onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta.to_dict()), CARD_KEY: model_card(meta)})
     serialized = proto.SerializeToString()
 
-    got = _run_onnx(serialized, sample)
-    difference = float(np.max(np.abs(got - expected))) if len(sample) else 0.0
+    got = _run_onnx(serialized, sample, every_output=True)
+    difference = max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected)) if len(sample) else 0.0
     if difference > PARITY_TOLERANCE:
         raise ExportError(f"ONNX output differs from the trained model by {difference:.2e} (> {PARITY_TOLERANCE:g}); not written")
+    got = got[0]
     storage.write_bytes_atomic(out_path, serialized)
     with open(os.path.join(os.path.dirname(os.path.abspath(out_path)), "MODEL_CARD.md"), "w") as f:
         f.write(model_card(meta))
@@ -106,11 +111,31 @@ def _quantize(result: ExportResult, sample: np.ndarray, float_probs: np.ndarray)
     result.quantized_max_difference = float(np.max(np.abs(int8 - float_probs)))
 
 
-def _run_onnx(serialized: bytes, grids: np.ndarray) -> np.ndarray:
+def _run_onnx(serialized: bytes, grids: np.ndarray, every_output: bool = False):
     import onnxruntime as ort
 
     session = ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: grids})[0]
+    outputs = session.run(None, {session.get_inputs()[0].name: grids})
+    return outputs if every_output else outputs[0]
+
+
+def with_column_output(model):
+    """The trained model with a second output: class probabilities per time column of the
+    backbone's last feature map (averaged over frequency), through the same classifier head.
+    Global average pooling and the head are linear up to the softmax, so the columns'
+    logits average to the clip's: the language timeline gets evidence every couple of
+    seconds from the same inference (see langsort.timeline)."""
+    import tensorflow as tf
+    import tf_keras
+
+    # the backbone is a nested model: its last node is the call inside this model
+    feature_map = model.backbone.get_output_at(-1)  # [batch, mel rows, time columns, channels]
+    head = model.get_layer("probabilities")
+    kernel, bias = tf.constant(head.kernel.numpy()), tf.constant(head.bias.numpy())
+    column_probabilities = tf_keras.layers.Lambda(
+        lambda t: tf.nn.softmax(tf.matmul(tf.reduce_mean(t, axis=1), kernel) + bias), name="column_probabilities",
+    )(feature_map)
+    return tf_keras.Model(model.input, [model.output, column_probabilities], name=model.name)
 
 
 def _now() -> str:

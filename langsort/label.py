@@ -5,7 +5,8 @@ Parquet manifests of SPEC.md.
 reuse (files whose content was labelled before by this model), run (Ray Data cuts spans into
 clips and spectrograms with langsort.clips and runs langsort.predict's ONNX Runtime callable
 on them; on CPU both steps share one actor per CPU), commit (the driver turns each finished
-file's rows into its manifest rows and commits them in small atomic parts, langsort.parts).
+file's rows into its manifest rows, its language timeline included (langsort.timeline), and
+commits them in small atomic parts, langsort.parts).
 The manifests are rebuilt from the parts, sorted, so a re-run over the same input and model
 gives identical files and a killed run loses only uncommitted files.
 """
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from langsort import aggregate, audio, manifest, storage
+from langsort import aggregate, audio, manifest, storage, timeline
 from langsort.clips import CHANGED, ClipConfig, Probe, SpanWork, cut_spans, file_status, probe_files, unchanged
 from langsort.corpus import InputFile, discover
 from langsort.model import ModelInfo, read_model_info
@@ -97,6 +98,45 @@ def clip_rows(path: str, clips: list[dict], model: ModelInfo) -> list[dict]:
     return rows
 
 
+def timeline_of(clips: list[dict], labels: list[str], params: timeline.TimelineParams) -> list[timeline.Segment]:
+    """A file's language segments from its clips: per-column windows where the model gives
+    them, else one window per clip."""
+    windows = []
+    for clip, p in zip(clips, _probabilities(clips, labels)):
+        if clip.get("columns") is not None:
+            columns = np.frombuffer(clip["columns"], np.float32).reshape(-1, len(labels))
+            windows += timeline.windows_of_clip(clip["start_s"], clip["end_s"], columns)
+        else:
+            windows.append((clip["start_s"], clip["end_s"], p))
+    if not windows:
+        return []
+    starts, ends, probs = (np.array([w[k] for w in windows], np.float64) for k in range(3))
+    return timeline.segments(starts, ends, probs, params)
+
+
+def with_timeline(row: dict, found: list[timeline.Segment], labels: list[str], min_share: float) -> dict:
+    """The file row with `languages` and `mixed`; a mixed file is ok with its dominant language."""
+    present = timeline.languages_present(timeline.language_shares(found, len(labels)), labels, min_share)
+    row = dict(row, languages=present, mixed=len(present) > 1)
+    if row["mixed"]:
+        row.update(status=manifest.STATUS_OK, language=present[0], error=None,
+                   confidence=row[manifest.prob_column(present[0])])
+    return row
+
+
+def segment_rows(path: str, found: list[timeline.Segment], model: ModelInfo, threshold: float) -> list[dict]:
+    """The segments.parquet rows of one file; language is null where the segment's own
+    confidence is below the threshold."""
+    rows = []
+    for index, segment in enumerate(found):
+        confidence = float(segment.probabilities[segment.language])
+        rows.append(dict(path=path, segment_index=index, start_s=segment.start_s, end_s=segment.end_s,
+                         language=model.labels[segment.language] if confidence >= threshold else None,
+                         confidence=confidence, model_sha256=model.sha256,
+                         **{manifest.prob_column(label): float(v) for label, v in zip(model.labels, segment.probabilities)}))
+    return rows
+
+
 def _probabilities(clips: list[dict], labels: list[str]) -> np.ndarray:
     columns = [manifest.prob_column(label) for label in labels]
     return np.array([[clip[c] for c in columns] for clip in clips], dtype=np.float64).reshape(len(clips), len(labels))
@@ -146,6 +186,7 @@ class Job:
     model: ModelInfo
     config: ClipConfig
     threshold: float
+    timeline: timeline.TimelineParams
     store: PartStore
     ray_options: dict
 
@@ -155,14 +196,18 @@ class Job:
         if not unchanged(probe):
             probe, clips, spans = Probe(probe.file, None, CHANGED), [], []
         stamp = {CONTENT_COLUMN: probe.sha256}
-        file = file_row(probe, clips, spans, self.model, self.config.segment, self.threshold)
+        path, labels = probe.file.path, self.model.labels
+        found = timeline_of(clips, labels, self.timeline) if clips else []
+        file = with_timeline(file_row(probe, clips, spans, self.model, self.config.segment, self.threshold),
+                             found, labels, self.timeline.min_share)
         return {"files": [dict(file, **stamp)],
-                "clips": [dict(c, **stamp) for c in clip_rows(probe.file.path, clips, self.model)]}
+                "clips": [dict(c, **stamp) for c in clip_rows(path, clips, self.model)],
+                "segments": [dict(s, **stamp) for s in segment_rows(path, found, self.model, self.threshold)]}
 
 
 def label(
     input_root: str, model_path: str, manifests_dir: str, threshold: float = aggregate.DEFAULT_THRESHOLD,
-    batch_size: int = 32, progress: bool = True,
+    batch_size: int = 32, progress: bool = True, min_share: float = timeline.TimelineParams.min_share,
 ) -> LabelSummary:
     """Label INPUT into MANIFESTS, one run at a time (ManifestsBusy otherwise). Temporary
     files that killed runs left behind are nobody's once the lock is held: removed first."""
@@ -170,15 +215,16 @@ def label(
         for folder in (manifests_dir, storage.join(manifests_dir, STATE_DIR),
                        storage.join(manifests_dir, STATE_DIR, "parts")):
             storage.remove_temporaries(folder)
-        return _label(input_root, model_path, manifests_dir, threshold, batch_size, progress)
+        return _label(input_root, model_path, manifests_dir, threshold, batch_size, progress, min_share)
 
 
 def _label(input_root: str, model_path: str, manifests_dir: str, threshold: float, batch_size: int,
-           progress: bool) -> LabelSummary:
+           progress: bool, min_share: float) -> LabelSummary:
     started = time.perf_counter()
     model = read_model_info(storage.absolute(model_path))  # the ONNX actors read it, from any directory
     job = Job(model, ClipConfig(spectrogram=model.meta.spectrogram, segment=model.meta.segment), threshold,
-              PartStore(manifests_dir, model), storage.ray_options(input_root, model_path, manifests_dir))
+              timeline.TimelineParams(min_share=min_share), PartStore(manifests_dir, model),
+              storage.ray_options(input_root, model_path, manifests_dir))
 
     probes = plan(discover(input_root), job)
     reused, todo = reuse(probes, job.store)
@@ -204,19 +250,20 @@ def plan(files: list[InputFile], job: Job) -> list[Probe]:
 def reuse(probes: list[Probe], store: PartStore) -> tuple[dict[str, list[dict]], list[Probe]]:
     """(rows reused from files of the same content labelled earlier, probes still to label)."""
     done = store.load()
-    done_files, done_clips = done["files"], done["clips"]
+    done_files = done["files"]
     # an error row is never reused: the error may have been the file's moment, not its content
     done_by_sha = {sha: path for path, sha, status in zip(done_files.path, done_files[CONTENT_COLUMN], done_files.status)
                    if sha and status != manifest.STATUS_ERROR}
-    reused, todo = {"files": [], "clips": []}, []
+    reused, todo = {kind: [] for kind in store.schemas}, []
     for probe in probes:
         previous = done_by_sha.get(probe.sha256) if probe.sha256 else None
         if previous is None:
             todo.append(probe)
             continue
         reused["files"].append(dict(done_files[done_files.path == previous].iloc[-1].to_dict(), path=probe.file.path))
-        reused["clips"] += [dict(c, path=probe.file.path)
-                            for c in done_clips[done_clips.path == previous].to_dict("records")]
+        for kind in ("clips", "segments"):
+            rows = done[kind]
+            reused[kind] += [dict(r, path=probe.file.path) for r in rows[rows.path == previous].to_dict("records")]
     return reused, todo
 
 

@@ -3,8 +3,9 @@
 Two families:
 - the *prepared* dataset (`langsort prepare`): `files.parquet` (one row per input file) and
   `clips.parquet` (one row per clip, with its spectrogram grid), read by `train`;
-- the *label* manifests (`langsort label`, see SPEC.md): `files.parquet` and
-  `clips.parquet` with one `p_<label>` column per language, read by `sort` and `report`.
+- the *label* manifests (`langsort label`, see SPEC.md): `files.parquet`, `clips.parquet`
+  and `segments.parquet` (the language timeline) with one `p_<label>` column per language,
+  read by `sort`, `report`, `annotate` and `review`.
 
 Every write is atomic (temporary file, then rename), so a killed job never leaves a
 half-written table where a finished one is expected.
@@ -27,6 +28,7 @@ STATUS_ERROR = "error"
 FILES_NAME = "files.parquet"
 FILES_CSV_NAME = "files.csv"  # files.parquet for spreadsheets
 CLIPS_NAME = "clips.parquet"
+SEGMENTS_NAME = "segments.parquet"
 
 PREPARED_FILES_SCHEMA = pa.schema(
     [
@@ -69,6 +71,25 @@ def label_files_schema(labels: list[str]) -> pa.Schema:
             ("duration_s", pa.float64()),
             ("n_clips", pa.int64()),
             ("error", pa.string()),
+            *[(prob_column(label), pa.float64()) for label in labels],
+            ("model_sha256", pa.string()),
+            ("languages", pa.list_(pa.string())),  # languages present, largest share of speech time first
+            ("mixed", pa.bool_()),  # a second language holds at least --min-share of the speech
+        ]
+    )
+
+
+def label_segments_schema(labels: list[str]) -> pa.Schema:
+    """`MANIFESTS/segments.parquet`: the language timeline, one row per stretch of one
+    language inside a file; ordered, non-overlapping, gaps are silence or non-speech."""
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("segment_index", pa.int64()),
+            ("start_s", pa.float64()),
+            ("end_s", pa.float64()),
+            ("language", pa.string()),  # null where no language is confident
+            ("confidence", pa.float64()),
             *[(prob_column(label), pa.float64()) for label in labels],
             ("model_sha256", pa.string()),
         ]
@@ -149,3 +170,26 @@ class AtomicParquetWriter:
 
     def __exit__(self, exc_type, exc, tb):
         self.commit() if exc_type is None else self.abort()
+
+
+# --------------------------------------------------------------------------------------
+# Decisions made by people (`langsort review`), read by sort, report and prepare --reviewed
+
+REVIEWS_NAME = "reviews.parquet"
+
+REVIEWS_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),  # as in files.parquet
+        ("start_s", pa.float64()),  # null with end_s: a decision about the whole file
+        ("end_s", pa.float64()),
+        ("language", pa.string()),  # a model label, "unknown" or "not speech"
+        ("reviewer", pa.string()),
+        ("note", pa.string()),
+        ("reviewed_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def labels_in(columns) -> list[str]:
+    """The model's labels, read back from a label manifest's `p_<label>` columns."""
+    return [c[len(prob_column("")):] for c in columns if c.startswith(prob_column(""))]

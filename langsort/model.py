@@ -139,20 +139,25 @@ def read_model_info(path: str) -> ModelInfo:
 
 
 def _check_graph(path: str, proto, meta: ModelMeta) -> None:
-    """One grid input [batch, mels, frames] and one output [batch, labels], where fixed."""
+    """One grid input [batch, mels, frames]; outputs [batch, labels] and optionally the
+    per-column probabilities [batch, columns, labels] (see langsort.export), where fixed."""
 
     def dims(value_info) -> list:
         shape = value_info.type.tensor_type.shape
         return [d.dim_value if d.HasField("dim_value") else None for d in shape.dim]
 
+    def fits(got: list, expected: list) -> bool:
+        return len(got) == len(expected) and not any(g and e and g != e for g, e in zip(got, expected))
+
     inputs, outputs = list(proto.graph.input), list(proto.graph.output)
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ModelFileError(f"{path}: expected one input and one output, found {len(inputs)} and {len(outputs)}")
-    expected = {"input": [None, *meta.grid_shape], "output": [None, len(meta.labels)]}
-    for side, value in (("input", inputs[0]), ("output", outputs[0])):
-        got = dims(value)
-        if len(got) != len(expected[side]) or any(g and e and g != e for g, e in zip(got, expected[side])):
-            raise ModelFileError(f"{path}: {side} shape {got} does not fit the metadata (expected {expected[side]})")
+    if len(inputs) != 1 or len(outputs) not in (1, 2):
+        raise ModelFileError(f"{path}: expected one input and one or two outputs, found {len(inputs)} and {len(outputs)}")
+    expected = [("input", inputs[0], [None, *meta.grid_shape]), ("output", outputs[0], [None, len(meta.labels)])]
+    if len(outputs) == 2:
+        expected.append(("column output", outputs[1], [None, None, len(meta.labels)]))
+    for side, value, shape in expected:
+        if not fits(dims(value), shape):
+            raise ModelFileError(f"{path}: {side} shape {dims(value)} does not fit the metadata (expected {shape})")
 
 
 def model_card(meta: ModelMeta) -> str:
@@ -171,6 +176,7 @@ def model_card(meta: ModelMeta) -> str:
         f"- spectrogram: {spec.sample_rate} Hz, n_fft {spec.n_fft}, hop {spec.hop_length}, "
         f"{spec.n_mels} mel bands {spec.fmin:g}-{spec.fmax:g} Hz, grid {meta.grid_shape[0]}x{meta.grid_shape[1]}",
         f"- clips: {segment.min_seconds:g}-{segment.max_seconds:g} s of speech",
-        "- input: `grid` float32 [batch, mels, frames] (0-255); output: `probabilities` [batch, labels]",
+        "- input: `grid` float32 [batch, mels, frames] (0-255); outputs: probabilities [batch, labels], and "
+        "per time column [batch, columns, labels] for the language timeline",
         "",
     ])

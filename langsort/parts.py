@@ -1,7 +1,7 @@
 """label's resume state: finished files committed in small atomic parts, the manifests
 rebuilt from them, and the record of what was labelled.
 
-MANIFESTS/.langsort/parts/ holds one part per commit and per table (clips, then files:
+MANIFESTS/.langsort/parts/ holds one part per commit and per table (clips, segments, then files:
 a file counts as done once its row is in a files part, so a kill between the two loses
 nothing that was reported). Each row carries the content sha256 of its file, so a re-run
 reuses work by content, whatever the file is called now. After a run the parts are
@@ -54,6 +54,7 @@ class PartStore:
         # commit order: a files part last, so its rows only count once their clips are in
         self.schemas = {
             "clips": _part_schema(manifest.label_clips_schema(model.labels)),
+            "segments": _part_schema(manifest.label_segments_schema(model.labels)),
             "files": _part_schema(manifest.label_files_schema(model.labels)),
         }
 
@@ -97,7 +98,7 @@ class PartStore:
 
 
 def rebuild_manifests(store: PartStore, paths: list[str], reused: dict[str, list[dict]]) -> LabelSummary:
-    """files.parquet and clips.parquet for exactly the current input files, from the parts
+    """files, clips and segments .parquet for exactly the current input files, from the parts
     and the rows reused from files of the same content under another name."""
     frames = store.load()
     for kind, rows in reused.items():
@@ -107,12 +108,16 @@ def rebuild_manifests(store: PartStore, paths: list[str], reused: dict[str, list
     files = frames["files"]
     files = files[files.path.isin(wanted)].drop_duplicates("path", keep="last").sort_values("path")
     shas = dict(zip(files.path, files[CONTENT_COLUMN]))
-    clips = frames["clips"]
-    clips = clips[clips.path.map(shas).eq(clips[CONTENT_COLUMN]) & clips.path.isin(wanted)]
-    clips = clips.drop_duplicates(["path", "clip_index"], keep="last").sort_values(["path", "clip_index"])
     labels = store.model.labels
-    for frame, schema, name in ((files, manifest.label_files_schema(labels), manifest.FILES_NAME),
-                                (clips, manifest.label_clips_schema(labels), manifest.CLIPS_NAME)):
+    tables = [(files, manifest.label_files_schema(labels), manifest.FILES_NAME)]
+    for kind, index, schema, name in (
+        ("clips", "clip_index", manifest.label_clips_schema(labels), manifest.CLIPS_NAME),
+        ("segments", "segment_index", manifest.label_segments_schema(labels), manifest.SEGMENTS_NAME),
+    ):
+        rows = frames[kind]
+        rows = rows[rows.path.map(shas).eq(rows[CONTENT_COLUMN]) & rows.path.isin(wanted)]
+        tables.append((rows.drop_duplicates(["path", index], keep="last").sort_values(["path", index]), schema, name))
+    for frame, schema, name in tables:
         tbl = manifest.table(_records(frame, schema.names), schema)
         manifest.write_atomic(tbl, storage.join(store.manifests_dir, name))
         if name == manifest.FILES_NAME:

@@ -14,7 +14,9 @@ from langsort.model import ModelFileError, ModelInfo
 
 
 class OnnxPredictor:
-    """Batch callable: pandas rows with a `grid` column -> rows with p_<label>.
+    """Batch callable: pandas rows with a `grid` column -> rows with p_<label> and, when the
+    model has the per-column output, `columns` (float32 bytes [columns, labels]: evidence for
+    the language timeline).
 
     Rows that are not clips (span markers) pass through with null probabilities. It reads
     the model file itself, so model bytes do not travel through the object store to every
@@ -37,15 +39,26 @@ class OnnxPredictor:
         self.labels, self.grid_shape = model.labels, model.grid_shape
 
     def predict(self, grids: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: grids.astype(np.float32, copy=False)})[0]
+        """Clip probabilities [batch, labels]."""
+        return self.predict_columns(grids)[0]
+
+    def predict_columns(self, grids: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(clip probabilities [batch, labels], per-column [batch, columns, labels] or None)."""
+        outputs = self.session.run(None, {self.input_name: grids.astype(np.float32, copy=False)})
+        return outputs[0], (outputs[1] if len(outputs) > 1 else None)
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         is_clip = batch.kind.eq("clip").to_numpy()
         probs = np.full((len(batch), len(self.labels)), np.nan)
+        columns = [None] * len(batch)
         if is_clip.any():
             grids = np.stack([np.frombuffer(g, np.uint8).reshape(self.grid_shape) for g in batch.grid[is_clip]])
-            probs[is_clip] = self.predict(grids)
+            probs[is_clip], per_column = self.predict_columns(grids)
+            if per_column is not None:
+                for row, clip_columns in zip(np.flatnonzero(is_clip), per_column.astype(np.float32)):
+                    columns[row] = clip_columns.tobytes()
         out = batch.drop(columns=["grid"])
         for i, label in enumerate(self.labels):
             out[manifest.prob_column(label)] = probs[:, i]
+        out["columns"] = columns
         return out

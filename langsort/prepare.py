@@ -21,6 +21,7 @@ from langsort import __version__, audio, manifest
 from langsort.clips import ClipConfig, SpanResult, SpanWork, cut_spans, file_status, probe_files
 from langsort.corpus import InputFile, discover, labels_of
 from langsort.features import SpectrogramParams, grid_to_png
+from langsort.reviews import ReviewedRecording
 
 PREPARED_META = "prepared.json"
 
@@ -30,12 +31,16 @@ class PrepareConfig(ClipConfig):
     augment: int = 0  # perturbed copies per labelled recording (training data)
 
 
-def plan_spans(file: InputFile, info: audio.AudioInfo, config: PrepareConfig) -> list[SpanWork]:
+def plan_spans(file: InputFile, info: audio.AudioInfo, config: PrepareConfig,
+               windows: tuple[tuple[float, float], ...] | None = None) -> list[SpanWork]:
+    """Work spans over the whole file, or over only `windows` (stretches a reviewer labelled)."""
     copies = range(config.augment + 1) if file.label is not None else range(1)
+    windows = [(s, min(e, info.duration_s)) for s, e in windows] if windows else [(0.0, info.duration_s)]
     return [
-        SpanWork(file, start, end, copy)
+        SpanWork(file, first + start, first + end, copy)
         for copy in copies
-        for start, end in audio.spans(info.duration_s, config.span_seconds)
+        for first, last in windows if last > first
+        for start, end in audio.spans(last - first, config.span_seconds)
     ]
 
 
@@ -87,20 +92,24 @@ def prepare(
     labelled: bool = True,
     save_png: bool = False,
     progress: bool = True,
+    reviewed: list[ReviewedRecording] = (),
 ) -> PrepareSummary:
-    """Prepare a corpus with Ray tasks; writes files.parquet, clips.parquet, prepared.json."""
+    """Prepare a corpus with Ray tasks; writes files.parquet, clips.parquet, prepared.json.
+    `reviewed` adds recordings people labelled in `langsort review` (reviews.training_inputs)."""
     import ray
 
     from langsort.progress import progress_bar
 
-    files = discover(input_root, labelled=labelled)
+    files = discover(input_root, labelled=labelled) + [r.file for r in reviewed]
+    windows = {r.file.path: r.windows for r in reviewed}
     probe_remote = ray.remote(num_cpus=1)(probe_files)
     prepare_remote = ray.remote(num_cpus=1)(cut_spans)
 
     refs = [probe_remote.remote(batch) for batch in _chunks(files, 32)]  # all submitted before the first get
     probes = {p.file.path: (p.info, p.error) for ref in refs for p in ray.get(ref)}
 
-    works = [w for f in files if probes[f.path][0] for w in plan_spans(f, probes[f.path][0], config)]
+    works = [w for f in files if probes[f.path][0]
+             for w in plan_spans(f, probes[f.path][0], config, windows.get(f.path))]
     pending_spans = defaultdict(int)
     for work in works:
         pending_spans[work.file.path] += 1

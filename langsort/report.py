@@ -1,7 +1,8 @@
 """`langsort report`: what a person reads after labelling — counts and hours per language,
-unknown/error counts and reasons, the confidence distribution and, with a truth CSV
-(`file,language`), accuracy and a confusion matrix. Printed to the terminal and written
-as a self-contained HTML page with plots (MANIFESTS/report.html)."""
+unknown/error counts and reasons, the confidence distribution, how often the model agrees
+with the people who reviewed files and, with a truth CSV (`file,language`), accuracy and a
+confusion matrix. Printed to the terminal and written as a self-contained HTML page with
+plots and every file named (MANIFESTS/report.html)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import os
 import numpy as np
 import pandas as pd
 
-from langsort import manifest
+from langsort import manifest, report_files, reviews
 from langsort.errors import LangsortError
+from langsort.parts import input_root_of
 from langsort.train.evaluate import summarize
 
 HTML_NAME = "report.html"
@@ -35,8 +37,11 @@ def read_truth(path: str) -> dict[str, str]:
     return dict(zip(truth.file.astype(str), truth.language.astype(str)))
 
 
-def build(files: pd.DataFrame, truth: dict[str, str] | None = None) -> dict:
-    """Every figure of the report, as plain data."""
+def build(files: pd.DataFrame, truth: dict[str, str] | None = None, decisions: pd.DataFrame | None = None,
+          segments: pd.DataFrame | None = None) -> dict:
+    """Every figure of the report, as plain data (`decisions`: reviews.parquet's rows). With
+    the timeline (segments), hours per language count the time each language is spoken, so
+    a mixed file counts in both."""
     ok = files[files.status == manifest.STATUS_OK]
     per_language = (ok.groupby("language").agg(files=("path", "size"), hours=("duration_s", "sum"))
                     .assign(hours=lambda d: d.hours / 3600).sort_index())
@@ -50,6 +55,13 @@ def build(files: pd.DataFrame, truth: dict[str, str] | None = None) -> dict:
         confidence_histogram=histogram.tolist(),
         reasons=[dict(status=s, reason=r, files=int(n)) for (s, r), n in reasons.items()],
     )
+    if segments is not None and "mixed" in files:
+        spoken = segments.dropna(subset=["language"]).assign(seconds=lambda d: d.end_s - d.start_s)
+        report["speech_hours"] = (spoken.groupby("language").seconds.sum() / 3600).sort_index().to_dict()
+        mixed = int(files.mixed.fillna(False).sum())
+        report["mixed"] = dict(files=mixed, share=mixed / max(len(ok), 1))
+    if decisions is not None and len(decisions):
+        report["reviews"] = reviews.agreement(files, decisions)
     if truth:
         known = files[files.path.isin(truth)]
         labels = sorted(set(truth.values()) | set(ok.language.dropna()))
@@ -69,6 +81,10 @@ def render_text(report: dict) -> str:
              ", ".join(f"{n} {s}" for s, n in sorted(report["status"].items()))]
     for row in report["per_language"]:
         lines.append(f"  {row['language']:<16} {row['files']:>6} files {row['hours']:>8.2f} h")
+    if "speech_hours" in report:
+        lines.append(f"mixed files: {report['mixed']['files']} ({report['mixed']['share']:.0%} of ok files); "
+                     "hours spoken per language (timeline): "
+                     + ", ".join(f"{language} {hours:.2f} h" for language, hours in report["speech_hours"].items()))
     peak = max(report["confidence_histogram"] + [1])
     lines.append("confidence of ok files:")
     for low, count in zip(BINS[:-1], report["confidence_histogram"]):
@@ -76,6 +92,12 @@ def render_text(report: dict) -> str:
     if report["reasons"]:
         lines.append("not ok, commonest reasons:")
         lines += [f"  {r['status']:<8} {r['files']:>5}  {r['reason']}" for r in report["reasons"]]
+    if "reviews" in report:
+        r = report["reviews"]
+        share = f" ({r['agree'] / r['files']:.0%})" if r["files"] else ""
+        lines.append(f"reviewed by people: {r['files']} files, {r['segments']} stretches; "
+                     f"the model agrees on {r['agree']} of {r['files']} files{share}")
+        lines += [f"  model {d['model']:<12} reviewer {d['reviewer']:<12} {d['files']:>5} files" for d in r["disagreements"]]
     if "truth" in report:
         t = report["truth"]
         lines.append(f"against the truth ({t['files']} files): accuracy {t['accuracy']:.3f}, macro-F1 {t['macro_f1']:.3f}")
@@ -104,7 +126,7 @@ def figure_png(draw, size: tuple[float, float] = (5.5, 3.2), save_to: str | None
     return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
-def render_html(report: dict, title: str) -> str:
+def render_html(report: dict, title: str, files_html: str = "") -> str:
     languages = [r["language"] for r in report["per_language"]]
     plots = [
         figure_png(lambda ax: (ax.bar(languages, [r["hours"] for r in report["per_language"]]),
@@ -134,13 +156,21 @@ def render_html(report: dict, title: str) -> str:
 </head><body><h1>{html.escape(title)}</h1><pre>{html.escape(render_text(report))}</pre>
 <h2>Per language</h2><table><tr><th>language</th><th>files</th><th>hours</th></tr>{rows}</table>
 <h2>Not ok</h2><table><tr><th>status</th><th>files</th><th>reason</th></tr>{reasons}</table>
-<h2>Plots</h2>{''.join(plots)}</body></html>"""
+<h2>Plots</h2>{''.join(plots)}{files_html}</body></html>"""
 
 
 def write(manifests_dir: str, truth_csv: str | None = None) -> tuple[str, str]:
     """(terminal text, path of the HTML report)."""
-    report = build(load(manifests_dir), read_truth(truth_csv) if truth_csv else None)
+    segments_path = os.path.join(manifests_dir, manifest.SEGMENTS_NAME)
+    segments = pd.read_parquet(segments_path) if os.path.isfile(segments_path) else None
+    files, decisions = load(manifests_dir), reviews.load(manifests_dir)
+    report = build(files, read_truth(truth_csv) if truth_csv else None, decisions, segments)
+    try:
+        input_root = input_root_of(manifests_dir)
+    except LangsortError:
+        input_root = None  # files are named without links
+    files_html = report_files.render(files, manifests_dir, input_root, reviews.file_decisions(decisions))
     path = os.path.join(manifests_dir, HTML_NAME)
     with open(path, "w", encoding="utf-8") as f:
-        f.write(render_html(report, f"langsort report: {os.path.abspath(manifests_dir)}"))
+        f.write(render_html(report, f"langsort report: {os.path.abspath(manifests_dir)}", files_html))
     return render_text(report), path

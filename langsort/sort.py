@@ -1,6 +1,7 @@
 """`langsort sort`: the archive sorted into DEST/<language>/<relative path> from the manifest.
 
-Files that are not `ok` go to DEST/_unknown/ and DEST/_error/. Safety rules, because this
+Files that are not `ok` go to DEST/_unknown/ and DEST/_error/; a file a person reviewed
+(reviews.parquet) goes where they decided. Safety rules, because this
 touches the archive itself: a target that exists is never overwritten (an identical one
 counts as done, so a re-run after an interruption finishes the job); a path that would
 land outside DEST is refused; copy and cross-device move write a temporary file and
@@ -22,15 +23,15 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from langsort import manifest
+from langsort import manifest, reviews
 from langsort.audio import is_audio_name
 from langsort.corpus import display_path, stored_name
 from langsort.errors import LangsortError
 from langsort.parts import input_root_of
 
 MODES = ("copy", "link", "move")
-UNKNOWN_DIR, ERROR_DIR = "_unknown", "_error"
-RESERVED_FOLDERS = (UNKNOWN_DIR, ERROR_DIR, "_mixed")
+UNKNOWN_DIR, ERROR_DIR, MIXED_DIR = "_unknown", "_error", "_mixed"
+MIXED_CHOICES = ("folder", "dominant")  # mixed files in DEST/_mixed/, or with their dominant language
 PARTIAL_COPY_FORMAT = ".langsort-{}.part"
 PARTIAL_COPY = re.compile(r"\.langsort-[0-9a-f]{32}\.part")
 
@@ -57,15 +58,26 @@ class SortReport:
     by_folder: dict[str, int] = field(default_factory=dict)
 
 
-def plan(files: pd.DataFrame, input_root: str, dest: str) -> tuple[list[Step], list[tuple[str, str]]]:
-    """Steps for every file row, and the rows refused (with why) before anything is touched."""
+def folder_of(row, mixed: str = "folder", decided: str | None = None) -> str:
+    """The DEST folder of a file row: what a person decided, else its language, _mixed,
+    _unknown or _error."""
+    if decided is not None:
+        return UNKNOWN_DIR if decided in reviews.NOT_A_LANGUAGE else decided
+    if row.status == manifest.STATUS_OK:
+        return MIXED_DIR if mixed == "folder" and getattr(row, "mixed", False) is True else row.language
+    return UNKNOWN_DIR if row.status == manifest.STATUS_UNKNOWN else ERROR_DIR
+
+
+def plan(files: pd.DataFrame, input_root: str, dest: str, mixed: str = "folder",
+         reviewed: dict[str, str] | None = None) -> tuple[list[Step], list[tuple[str, str]]]:
+    """Steps for every file row, and the rows refused (with why) before anything is touched.
+    `reviewed` (path -> language a person decided) overrides the model's folder."""
     dest_real = os.path.realpath(dest)
     steps, refused = [], []
     for row in files.itertuples(index=False):
-        relative = str(row.path) if isinstance(row.path, str) else ""
-        folder = row.language if row.status == manifest.STATUS_OK else (
-            UNKNOWN_DIR if row.status == manifest.STATUS_UNKNOWN else ERROR_DIR)
-        why = _bad_path(relative) or _bad_folder(folder, row.status)
+        relative = row.path if isinstance(row.path, str) else ""
+        folder = folder_of(row, mixed, (reviewed or {}).get(relative))
+        why = _bad_path(relative) or _bad_folder(folder)
         if why is None:
             on_disk = _on_disk(input_root, relative)
             target = os.path.realpath(os.path.join(dest_real, folder, on_disk))
@@ -90,11 +102,10 @@ def _bad_path(relative: str) -> str | None:
     return None
 
 
-def _bad_folder(folder, status: str) -> str | None:
-    if status == manifest.STATUS_OK and not (isinstance(folder, str) and folder):
+def _bad_folder(folder) -> str | None:
+    if not (isinstance(folder, str) and folder):
         return "status ok but no language"
-    if "/" in folder or "\0" in folder or folder in (".", "..") or (
-            status == manifest.STATUS_OK and folder in RESERVED_FOLDERS):
+    if "/" in folder or "\0" in folder or folder in (".", ".."):
         return f"language {folder!r} cannot be a folder name"
     return None
 
@@ -114,9 +125,11 @@ def input_inside(dest: str, root: str) -> bool:
 
 
 def sort_archive(manifests_dir: str, dest: str, mode: str = "copy", input_root: str | None = None,
-                 dry_run: bool = False, echo=print) -> SortReport:
+                 dry_run: bool = False, echo=print, mixed: str = "folder") -> SortReport:
     if mode not in MODES:
         raise LangsortError(f"unknown --mode {mode!r}: choose copy, link or move")
+    if mixed not in MIXED_CHOICES:
+        raise LangsortError(f"unknown --mixed {mixed!r}: choose {' or '.join(MIXED_CHOICES)}")
     files_path = os.path.join(manifests_dir, manifest.FILES_NAME)
     if not os.path.isfile(files_path):
         raise LangsortError(f"no {manifest.FILES_NAME} in {manifests_dir}: run langsort label first")
@@ -129,7 +142,7 @@ def sort_archive(manifests_dir: str, dest: str, mode: str = "copy", input_root: 
     files = pd.read_parquet(files_path)
     not_audio = (files.status == manifest.STATUS_ERROR) & ~files.path.map(
         lambda p: isinstance(p, str) and is_audio_name(p))
-    steps, refused = plan(files[~not_audio], root, dest)
+    steps, refused = plan(files[~not_audio], root, dest, mixed, reviews.file_decisions(reviews.load(manifests_dir)))
     report = SortReport(refused=list(refused), not_audio=list(files.path[not_audio]))
     for step in steps:
         report.by_folder[step.folder] = report.by_folder.get(step.folder, 0) + 1

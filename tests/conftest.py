@@ -4,6 +4,7 @@ made on the fly so no audio is committed."""
 from __future__ import annotations
 
 import os
+import socket
 
 import numpy as np
 import pytest
@@ -21,6 +22,28 @@ def ray_local():
     init_ray(num_cpus=2)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """A local S3-compatible server (moto) on loopback with a bucket `archive`, and the AWS
+    variables that point langsort.storage at it; yields a boto3 client."""
+    boto3 = pytest.importorskip("boto3")
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    client = boto3.client("s3")
+    client.create_bucket(Bucket="archive")
+    yield client
+    server.stop()
 
 
 @pytest.fixture(scope="session")

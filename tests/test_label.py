@@ -44,6 +44,11 @@ def test_predictor_labels_clip_rows_and_passes_markers_through(onnx_model):
     assert np.isnan(probs[1]).all()
     np.testing.assert_allclose(probs[[0, 2]].sum(axis=1), 1.0, atol=1e-5)
     assert "grid" not in out
+    # per-column evidence for the timeline: columns average (in logits) to the clip's decision
+    columns = np.frombuffer(out.columns[0], np.float32).reshape(-1, len(info.labels))
+    assert out.columns[1] is None and len(columns) >= 1
+    np.testing.assert_allclose(columns.sum(axis=1), 1.0, atol=1e-5)
+    assert np.argmax(np.log(columns).mean(axis=0)) == np.argmax(probs[0])
 
 
 def test_a_file_is_complete_only_when_all_its_spans_and_clips_have_arrived():
@@ -87,15 +92,47 @@ def test_label_writes_the_spec_manifests_with_a_row_per_file(ray_local, onnx_mod
     assert ((clips.end_s - clips.start_s).between(3.0, 15.0)).all()
     assert clips.groupby("path").clip_index.apply(lambda s: list(s) == list(range(len(s)))).all()
 
+    segments = pd.read_parquet(out / "segments.parquet")
+    assert pq.read_schema(out / "segments.parquet").equals(manifest.label_segments_schema(info.labels),
+                                                           check_metadata=False)
+    assert set(segments.path) == set(clips.path)
+    for path, rows in segments.groupby("path"):
+        assert list(rows.segment_index) == list(range(len(rows)))
+        assert (rows.start_s.to_numpy()[1:] >= rows.end_s.to_numpy()[:-1]).all() and (rows.end_s > rows.start_s).all()
+        spoken = clips[clips.path == path]
+        assert rows.start_s.min() >= spoken.start_s.min() - 1e-6 and rows.end_s.max() <= spoken.end_s.max() + 1e-6
+    assert segments.language.dropna().isin(info.labels).all()
+    assert (files.languages.map(len) > 0).eq(files.path.isin(segments.path)).all()
+    assert (files.mixed == files.languages.map(len).gt(1)).all()
+
+
+MANIFEST_NAMES = ("files.parquet", "clips.parquet", "segments.parquet")
+
 
 def test_rerun_skips_done_files_and_gives_identical_manifests(ray_local, onnx_model, archive, tmp_path):
     out = tmp_path / "manifests"
     label(str(archive), onnx_model, str(out), progress=False)
-    first = [pd.read_parquet(out / name) for name in ("files.parquet", "clips.parquet")]
+    first = [(out / name).read_bytes() for name in MANIFEST_NAMES]
     again = label(str(archive), onnx_model, str(out), progress=False)
     assert again.labelled_now == 0 and again.reused == again.files
-    for before, name in zip(first, ("files.parquet", "clips.parquet")):
-        pd.testing.assert_frame_equal(pd.read_parquet(out / name), before)
+    assert [(out / name).read_bytes() for name in MANIFEST_NAMES] == first
+
+
+def test_a_run_killed_after_some_commits_resumes_to_identical_manifests(ray_local, onnx_model, archive, tmp_path):
+    """What a kill leaves: parts for some files only, no final manifests. The next run labels
+    the rest and its manifests, the timeline included, equal an uninterrupted run's."""
+    out = tmp_path / "manifests"
+    label(str(archive), onnx_model, str(out), progress=False)
+    complete = [(out / name).read_bytes() for name in MANIFEST_NAMES]
+    (files_part,) = (out / ".langsort" / "parts").glob("files-*.parquet")
+    committed = pq.read_table(files_part)
+    pq.write_table(committed.slice(0, committed.num_rows // 2), files_part)  # the later commits never happened
+    for name in MANIFEST_NAMES:
+        (out / name).unlink()
+    resumed = label(str(archive), onnx_model, str(out), progress=False)
+    assert resumed.reused == committed.num_rows // 2 and resumed.labelled_now == resumed.files - resumed.reused
+    assert [(out / name).read_bytes() for name in MANIFEST_NAMES] == complete
+    assert len(list((out / ".langsort" / "parts").glob("*.parquet"))) == 3  # compacted: one part per table
 
 
 def test_a_renamed_file_is_recognised_by_its_content(ray_local, onnx_model, archive, tmp_path):

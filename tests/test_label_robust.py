@@ -38,6 +38,7 @@ def test_label_writes_files_csv_beside_files_parquet(ray_local, tiny_model, tmp_
     parquet = pd.read_parquet(out / manifest.FILES_NAME)
     csv = pd.read_csv(out / manifest.FILES_CSV_NAME, encoding="utf-8-sig")
     assert list(csv.columns) == list(parquet.columns) and list(csv.path) == ["a/tone.wav", "notes.txt"]
+    parquet["languages"] = parquet.languages.map(lambda v: ";".join(v) if len(v) else np.nan)
     pd.testing.assert_frame_equal(csv, parquet, check_dtype=False)
 
 
@@ -45,9 +46,11 @@ def test_every_manifest_column_is_documented():
     doc = open(os.path.join(os.path.dirname(__file__), "..", "docs", "manifests.md")).read()
     documented = set(re.findall(r"`([a-z_<>0-9]+)`", doc))
     labels = ["<label>"]
-    for schema in (manifest.label_files_schema(labels), manifest.label_clips_schema(labels)):
+    for schema in (manifest.label_files_schema(labels), manifest.label_clips_schema(labels),
+                   manifest.label_segments_schema(labels), manifest.REVIEWS_SCHEMA):
         assert set(schema.names) <= documented, set(schema.names) - documented
-    for name in (manifest.FILES_NAME, manifest.FILES_CSV_NAME, manifest.CLIPS_NAME):
+    for name in (manifest.FILES_NAME, manifest.FILES_CSV_NAME, manifest.CLIPS_NAME, manifest.SEGMENTS_NAME,
+                 manifest.REVIEWS_NAME):
         assert f"`{name}`" in doc
     readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md")).read()
     assert "(docs/manifests.md)" in readme

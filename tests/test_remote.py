@@ -1,34 +1,11 @@
 """`label` reading the archive from and writing the manifests to s3://, against a local
 S3-compatible server (moto) started by the test on loopback."""
 
-import socket
-
 import pandas as pd
-import pytest
 
 from langsort import manifest, storage
 from langsort.export import export
 from langsort.label import label
-
-
-@pytest.fixture
-def s3(monkeypatch):
-    boto3 = pytest.importorskip("boto3")
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = dict(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_DEFAULT_REGION="us-east-1",
-               AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    client = boto3.client("s3")
-    client.create_bucket(Bucket="archive")
-    yield client
-    server.stop()
 
 
 def test_label_reads_and_writes_s3(ray_local, s3, trained_small, small_corpus, tmp_path):

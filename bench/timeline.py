@@ -1,0 +1,182 @@
+"""The language timeline (`segments.parquet`) on synthesized code-switched recordings.
+
+Each mixed recording alternates Spanish and K'iche' stretches of 5-40 s spoken by one voice
+(the same espeak-ng variant, speed and pitch in both languages: one bilingual speaker) with
+the pause of a speaker turn (0.3-1.2 s) between stretches; monolingual recordings are one
+language throughout. Voices never appear in training, sentences are held out, and some
+recordings get noise (10-30 dB SNR) or a telephone band. Scored on a 10 ms grid:
+- speech time with the right language (truth: the stretches, pauses inside them included);
+- language-change boundaries found within +-1.5 s (F1);
+- monolingual recordings that come out as one language, the right one, not mixed.
+
+    python bench/timeline.py [--model MODEL.onnx] [--mixed 16] [--mono 12]
+
+Without --model it trains one as bench/accuracy.py does (seen voices only) and exports it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+from accuracy import SEEN_VOICES, UNSEEN_VOICES, make_corpora
+from common import Stopwatch, out_dir, shared_texts
+from scipy.signal import butter, sosfilt
+
+from langsort import synth
+from langsort.label import label
+from langsort.runtime import init_ray
+
+GRID_S = 0.01
+TOLERANCE_S = 1.5
+LANGUAGES = list(synth.LANGUAGES)
+
+
+def trimmed(samples: np.ndarray) -> np.ndarray:
+    loud = np.flatnonzero(np.abs(samples) > 1e-3)
+    return samples[: loud[-1] + 1] if len(loud) else samples
+
+
+def degrade(samples: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndarray:
+    if kind == "noise":
+        power = np.mean(samples[np.abs(samples) > 1e-3] ** 2)
+        snr_db = rng.uniform(10, 30)
+        samples = samples + rng.normal(0, np.sqrt(power / 10 ** (snr_db / 10)), len(samples)).astype(np.float32)
+    elif kind == "telephone":
+        samples = sosfilt(butter(4, [300, 3400], "bandpass", fs=synth.ESPEAK_RATE, output="sos"), samples)
+    return samples.astype(np.float32)
+
+
+def make_recordings(root: str, mixed: int, mono: int, texts: dict, seed: int = 5) -> pd.DataFrame:
+    """root/<name>.<ext> and the truth: one row per stretch (name, start_s, end_s, language)."""
+    rng = np.random.default_rng(seed)
+    truth = []
+    for n in range(mixed + mono):
+        name = f"{'mixed' if n < mixed else 'mono'}-{n:02d}"
+        variant, speed, pitch = str(rng.choice(UNSEEN_VOICES)), int(rng.integers(135, 180)), int(rng.integers(35, 65))
+        first = int(rng.integers(2))
+        stretches = int(rng.integers(3, 6)) if n < mixed else 1
+        parts, position = [np.zeros(int(rng.uniform(0.3, 1.5) * synth.ESPEAK_RATE), np.float32)], 0.0
+        position = len(parts[0]) / synth.ESPEAK_RATE
+        for k in range(stretches):
+            language = LANGUAGES[(first + k) % 2]
+            seconds = rng.uniform(5, 40) if n < mixed else rng.uniform(20, 60)
+            voice = synth.Voice(language, variant, speed, pitch)
+            speech = trimmed(synth.recording(language, seconds, rng, voice=voice, lines=texts[language]))
+            truth.append((name, position, position + len(speech) / synth.ESPEAK_RATE, language))
+            pause = np.zeros(int(rng.uniform(0.3, 1.2) * synth.ESPEAK_RATE), np.float32)
+            parts += [speech, pause]
+            position += (len(speech) + len(pause)) / synth.ESPEAK_RATE
+        samples = degrade(np.concatenate(parts), ["clean", "noise", "telephone"][n % 3], rng)
+        fmt = synth.FORMAT_MIX[n % len(synth.FORMAT_MIX)]
+        path = f"{name}.{fmt.ext}"
+        synth.write(os.path.join(root, path), samples, synth.ESPEAK_RATE, fmt.rate, fmt.channels)
+        truth = [(path if t[0] == name else t[0], *t[1:]) for t in truth]
+    return pd.DataFrame(truth, columns=["path", "start_s", "end_s", "language"])
+
+
+def on_grid(intervals, length_s: float) -> np.ndarray:
+    """Language index per 10 ms step (-1: none)."""
+    grid = np.full(int(np.ceil(length_s / GRID_S)) + 1, -1)
+    for start, end, language in intervals:
+        if language in LANGUAGES:
+            grid[int(round(start / GRID_S)) : int(round(end / GRID_S))] = LANGUAGES.index(language)
+    return grid
+
+
+def changes(intervals) -> list[float]:
+    """Times where the language changes between consecutive intervals (midpoint of the gap)."""
+    named = [(s, e, lang) for s, e, lang in intervals if lang in LANGUAGES]
+    return [(a[1] + b[0]) / 2 for a, b in zip(named, named[1:]) if a[2] != b[2]]
+
+
+def matched(truth: list[float], found: list[float]) -> int:
+    used, hits = set(), 0
+    for t in truth:
+        near = [i for i, f in enumerate(found) if i not in used and abs(f - t) <= TOLERANCE_S]
+        if near:
+            used.add(min(near, key=lambda i: abs(found[i] - t)))
+            hits += 1
+    return hits
+
+
+def score(truth: pd.DataFrame, segments: pd.DataFrame, files: pd.DataFrame) -> dict:
+    right = speech = hits = n_true = n_found = mono_ok = mono = 0
+    for path, stretches in truth.groupby("path"):
+        spans = list(stretches[["start_s", "end_s", "language"]].itertuples(index=False, name=None))
+        mine = segments[segments.path == path].sort_values("start_s")
+        found = [(s, e, lang) for s, e, lang in mine[["start_s", "end_s", "language"]].itertuples(index=False, name=None)]
+        length = max([e for _, e, _ in spans + found] + [0.0])
+        expected, predicted = on_grid(spans, length), on_grid(found, length)
+        speech += int((expected >= 0).sum())
+        right += int(((expected >= 0) & (predicted == expected)).sum())
+        true_changes, found_changes = changes(spans), changes(found)
+        hits += matched(true_changes, found_changes)
+        n_true += len(true_changes)
+        n_found += len(found_changes)
+        if len(spans) == 1:
+            mono += 1
+            row = files.set_index("path").loc[path]
+            mono_ok += bool(not row.mixed and list(row.languages) == [spans[0][2]])
+    precision = hits / n_found if n_found else 1.0
+    recall = hits / n_true if n_true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return dict(time_accuracy=right / speech, boundary_precision=precision, boundary_recall=recall, boundary_f1=f1,
+                changes=n_true, mono_one_language=mono_ok / mono if mono else float("nan"), mono=mono)
+
+
+def trained_model(base: str) -> str:
+    from langsort.export import export
+    from langsort.prepare import PrepareConfig, prepare
+    from langsort.train.loop import TrainOptions, fit
+
+    corpus, _ = make_corpora(os.path.join(base, "training"), 36, 1, keep=True)
+    prepared, model_dir = os.path.join(base, "prepared"), os.path.join(base, "model")
+    shutil.rmtree(prepared, ignore_errors=True)
+    prepare(corpus, prepared, PrepareConfig(augment=2), progress=False)
+    fit(prepared, model_dir, TrainOptions(weights="none"), progress=True)
+    return export(model_dir).path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", help="an exported .onnx; default: train one on seen voices")
+    parser.add_argument("--mixed", type=int, default=16)
+    parser.add_argument("--mono", type=int, default=12)
+    args = parser.parse_args()
+    base = out_dir("timeline")
+    texts = shared_texts()
+    if texts is None:
+        raise SystemExit("../shared/corpus-text not found beside the repository")
+    held_out = {language: lines[int(len(lines) * 0.75):] for language, lines in texts.items()}
+    recordings = os.path.join(base, "recordings")
+    shutil.rmtree(recordings, ignore_errors=True)
+    truth = make_recordings(recordings, args.mixed, args.mono, held_out)
+    truth.to_csv(os.path.join(base, "truth.csv"), index=False)
+
+    init_ray()
+    model = args.model or trained_model(base)
+    manifests = os.path.join(base, "manifests")
+    shutil.rmtree(manifests, ignore_errors=True)
+    with Stopwatch() as watch:
+        label(recordings, model, manifests, progress=False)
+    segments = pd.read_parquet(os.path.join(manifests, "segments.parquet"))
+    files = pd.read_parquet(os.path.join(manifests, "files.parquet"))
+    figures = score(truth, segments, files)
+    audio_h = truth.groupby("path").end_s.max().sum() / 3600
+    print(f"timeline: {args.mixed} code-switched + {args.mono} monolingual recordings ({audio_h:.2f} h), voices "
+          f"{','.join(UNSEEN_VOICES)} (trained on {','.join(SEEN_VOICES)}), {len(segments)} segments, "
+          f"labelled in {watch.seconds:.0f} s")
+    print(f"timeline: speech time with the right language {figures['time_accuracy']:.3f} (target >= 0.92)")
+    print(f"timeline: language changes within +-{TOLERANCE_S} s: F1 {figures['boundary_f1']:.3f} "
+          f"(precision {figures['boundary_precision']:.3f}, recall {figures['boundary_recall']:.3f}, "
+          f"{figures['changes']} true changes) (target >= 0.85)")
+    print(f"timeline: monolingual recordings as one language {figures['mono_one_language']:.3f} "
+          f"({figures['mono']} recordings) (target >= 0.97)")
+
+
+if __name__ == "__main__":
+    main()

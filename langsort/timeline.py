@@ -1,0 +1,116 @@
+"""Which language is spoken when: evidence windows inside a recording -> language segments.
+
+Evidence comes from the model at finer grain than a clip: the exported model also gives
+class probabilities per time column of the CNN's last feature map (the classifier head
+applied to each column, see langsort.export), so a 15 s clip yields several windows of a
+couple of seconds at no extra inference cost. Models without that output give one window
+per clip.
+
+Smoothing is a two-state-or-more Viterbi path over the windows in time order: each window
+votes with its duration-weighted log-probabilities, and every change of language pays a
+penalty, so a switch needs sustained evidence and one short confident window cannot split
+a monolingual recording. A change across a pause (a gap between clips) pays less, so
+boundaries snap to pauses where there is one. Pure numpy: the label driver runs it per file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+PROBABILITY_FLOOR = 0.02  # one window can never be certain: bounds what a single window can cost
+
+
+@dataclass(frozen=True)
+class TimelineParams:
+    switch_cost: float = 10.0  # log-likelihood a change of language must win by (nats)
+    evidence_per_second: float = 1.0  # weight of one second of a window's log-probabilities
+    pause_discount: float = 0.5  # a change across a pause (gap between clips) costs this share
+    pause_seconds: float = 0.25  # a gap at least this long between windows is a pause
+    merge_gap_seconds: float = 3.0  # same-language stretches closer than this are one segment
+    min_share: float = 0.1  # a second language with at least this share of speech makes a file mixed
+
+
+@dataclass(frozen=True)
+class Segment:
+    start_s: float
+    end_s: float
+    language: int  # index into the labels
+    probabilities: np.ndarray  # duration-weighted mean of the windows' probabilities
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+
+def windows_of_clip(start_s: float, end_s: float, column_probs: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
+    """A clip's per-column probabilities [columns, labels] as equal windows across the clip."""
+    edges = np.linspace(start_s, end_s, len(column_probs) + 1)
+    return [(float(a), float(b), p) for a, b, p in zip(edges[:-1], edges[1:], column_probs)]
+
+
+def smooth(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray, params: TimelineParams = TimelineParams()) -> np.ndarray:
+    """The most likely language per window (Viterbi), given windows sorted by start."""
+    n, labels = probs.shape
+    emission = (np.log(np.clip(probs, PROBABILITY_FLOOR, 1.0))
+                * (params.evidence_per_second * np.maximum(ends - starts, 1e-3))[:, None])
+    gaps = np.concatenate([[0.0], starts[1:] - ends[:-1]])
+    cost = np.where(gaps >= params.pause_seconds, params.switch_cost * params.pause_discount, params.switch_cost)
+    score = emission[0].copy()
+    back = np.zeros((n, labels), np.int64)
+    stay = np.eye(labels, dtype=bool)
+    for i in range(1, n):
+        # candidates[to, from]: arrive in `to` from `from`, paying the cost when they differ
+        candidates = score[None, :] - np.where(stay, 0.0, cost[i])
+        back[i] = np.argmax(candidates, axis=1)
+        score = candidates[np.arange(labels), back[i]] + emission[i]
+    path = np.zeros(n, np.int64)
+    path[-1] = int(np.argmax(score))
+    for i in range(n - 1, 0, -1):
+        path[i - 1] = back[i, path[i]]
+    return path
+
+
+def segments(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray,
+             params: TimelineParams = TimelineParams()) -> list[Segment]:
+    """Windows -> ordered, non-overlapping segments of one language each; silence between
+    windows longer than `merge_gap_seconds` ends a segment."""
+    if len(starts) == 0:
+        return []
+    order = np.argsort(starts, kind="stable")
+    starts, ends, probs = starts[order], ends[order], probs[order]
+    path = smooth(starts, ends, probs, params)
+    out, first = [], 0
+    for i in range(1, len(path) + 1):
+        if i == len(path) or path[i] != path[first] or starts[i] - ends[i - 1] > params.merge_gap_seconds:
+            weights = ends[first:i] - starts[first:i]
+            mean = weights @ probs[first:i] / max(weights.sum(), 1e-9)
+            out.append(Segment(float(starts[first]), float(max(ends[first:i])), int(path[first]), mean / mean.sum()))
+            first = i
+    return _without_overlap(out)
+
+
+def _without_overlap(found: list[Segment]) -> list[Segment]:
+    """Adjacent windows of overlapping clips can overlap by a few frames: meet halfway."""
+    for i in range(1, len(found)):
+        previous, current = found[i - 1], found[i]
+        if current.start_s < previous.end_s:
+            middle = (current.start_s + previous.end_s) / 2
+            found[i - 1] = Segment(previous.start_s, middle, previous.language, previous.probabilities)
+            found[i] = Segment(middle, current.end_s, current.language, current.probabilities)
+    return found
+
+
+def language_shares(found: list[Segment], n_labels: int) -> np.ndarray:
+    """Share of segment time per language."""
+    time = np.zeros(n_labels)
+    for segment in found:
+        time[segment.language] += segment.duration_s
+    return time / time.sum() if time.sum() > 0 else time
+
+
+def languages_present(shares: np.ndarray, labels: list[str], min_share: float) -> list[str]:
+    """Languages holding at least `min_share` of the speech, largest share first."""
+    order = np.argsort(-shares, kind="stable")
+    return [labels[i] for i in order if shares[i] > 0 and shares[i] >= min_share]

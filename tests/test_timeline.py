@@ -1,0 +1,67 @@
+import numpy as np
+
+from langsort.timeline import (TimelineParams, language_shares, languages_present, segments, smooth,
+                               windows_of_clip)
+
+
+def windows(spec: list[tuple[float, float, float]]):
+    """[(start, end, p of label 0)] -> starts, ends, probs for two labels."""
+    starts = np.array([s for s, _, _ in spec])
+    ends = np.array([e for _, e, _ in spec])
+    p0 = np.array([p for _, _, p in spec])
+    return starts, ends, np.stack([p0, 1 - p0], axis=1)
+
+
+def steady(start: float, end: float, p0: float, step: float = 2.0):
+    edges = np.arange(start, end + 1e-9, step)
+    return [(a, b, p0) for a, b in zip(edges[:-1], edges[1:])]
+
+
+def test_one_short_confident_window_does_not_split_a_monolingual_recording():
+    spec = steady(0, 30, 0.8)
+    spec[7] = (14.0, 16.0, 0.02)  # two seconds, as sure as a window can be, of the other language
+    found = segments(*windows(spec))
+    assert [(s.start_s, s.end_s, s.language) for s in found] == [(0.0, 30.0, 0)]
+
+
+def test_sustained_evidence_switches_language_near_the_true_boundary():
+    spec = steady(0, 20, 0.85) + steady(20, 40, 0.2) + steady(40, 56, 0.9)
+    found = segments(*windows(spec))
+    assert [s.language for s in found] == [0, 1, 0]
+    assert abs(found[0].end_s - 20) <= 2 and abs(found[1].end_s - 40) <= 2
+    assert all(a.end_s <= b.start_s for a, b in zip(found, found[1:]))
+
+
+def test_a_boundary_snaps_to_a_pause():
+    # the evidence turns a window early; the pause between clips sits at 21.5 s
+    spec = steady(0, 18, 0.9) + [(18.0, 20.0, 0.6), (20.0, 21.5, 0.3)] + steady(22.5, 40.5, 0.1)
+    found = segments(*windows(spec))
+    assert [s.language for s in found] == [0, 1]
+    assert found[0].end_s == 21.5 and found[1].start_s == 22.5
+
+
+def test_long_silence_ends_a_segment_of_the_same_language():
+    spec = steady(0, 10, 0.9) + steady(30, 40, 0.9)
+    found = segments(*windows(spec), TimelineParams(merge_gap_seconds=3.0))
+    assert [(s.start_s, s.end_s) for s in found] == [(0.0, 10.0), (30.0, 40.0)]
+    assert all(s.language == 0 for s in found)
+
+
+def test_segment_probabilities_are_duration_weighted_means():
+    found = segments(*windows([(0, 3, 0.9), (3, 4, 0.6)]))
+    np.testing.assert_allclose(found[0].probabilities, [(3 * 0.9 + 0.6) / 4, 1 - (3 * 0.9 + 0.6) / 4])
+
+
+def test_shares_languages_and_mixed_threshold():
+    spec = steady(0, 36, 0.9) + steady(36, 40, 0.05)
+    found = segments(*windows(spec), TimelineParams(switch_cost=2.0))
+    shares = language_shares(found, 2)
+    np.testing.assert_allclose(shares, [0.9, 0.1])
+    assert languages_present(shares, ["maya", "spanish"], 0.1) == ["maya", "spanish"]
+    assert languages_present(shares, ["maya", "spanish"], 0.2) == ["maya"]
+
+
+def test_windows_of_a_clip_split_it_evenly_and_viterbi_handles_one_window():
+    cut = windows_of_clip(3.0, 9.0, np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]))
+    assert [(a, b) for a, b, _ in cut] == [(3.0, 5.0), (5.0, 7.0), (7.0, 9.0)]
+    assert list(smooth(np.array([0.0]), np.array([2.0]), np.array([[0.3, 0.7]]))) == [1]
