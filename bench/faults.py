@@ -1,10 +1,14 @@
 """Fault injection: `langsort label` and `langsort sort --mode move` killed with SIGKILL at
 random points, many times, then run to completion; the final manifests must equal an
-uninterrupted run's and no archive file may be lost or duplicated.
+uninterrupted run's and no archive file may be lost or duplicated. Then what a hostile
+archive does: FIFOs and links to devices among the files (no hang: error rows), files
+rewritten and deleted while label runs (after restoring them, the manifests equal the
+reference: nothing poisoned), and two label runs into one --out (one refuses, nothing lost).
 
-    python bench/faults.py [--kills 20] [--files 24]
+    python bench/faults.py [--kills 20] [--files 24] [--rewrites 5]
 
-Prints one line: inputs tried, crashes, rows lost, duplicates, kills survived.
+Prints two lines: inputs tried, crashes, rows lost, duplicates, kills survived; then hangs,
+poisoned re-runs, concurrent runs that lost rows silently.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -59,6 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--files", type=int, default=24)
+    parser.add_argument("--rewrites", type=int, default=5)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     base = out_dir("faults")
@@ -128,6 +134,87 @@ def main() -> None:
           f"kills survived {survived} (label) + {move_kills} (sort --mode move); half-written manifests "
           f"{half_written}; final manifests identical to an uninterrupted run: {identical}; move: files lost "
           f"{moved_lost}, duplicated {moved_duplicates}")
+
+    hangs, special_rows = hostile_specials(base, archive, model, timeout=10 * reference_s + 60)
+    poisoned, rewrite_crashes = midrun_rewrites(base, archive, model, ref_files, rng, args.rewrites, reference_s)
+    silent, refused_clearly = concurrent_runs(base, archive, model)
+    print(f"hostile: hangs {hangs}, FIFO/device rows that are errors {special_rows}/3; mid-run rewrites: "
+          f"{args.rewrites} runs, poisoned re-runs {poisoned}, crashes {rewrite_crashes}; concurrent runs into one "
+          f"--out: silent losses {silent}, second run refused in one line {refused_clearly}")
+
+
+def hostile_specials(base: str, archive: str, model: str, timeout: float) -> tuple[int, int]:
+    """The archive plus a FIFO, a link to /dev/zero and a link to /dev/urandom named as audio:
+    label must finish (hangs counts runs killed at `timeout`) with error rows for all three."""
+    hostile = os.path.join(base, "hostile")
+    shutil.copytree(archive, hostile)
+    os.mkfifo(os.path.join(hostile, "pipe.wav"))
+    os.symlink("/dev/zero", os.path.join(hostile, "zero.wav"))
+    os.symlink("/dev/urandom", os.path.join(hostile, "random.flac"))
+    out = os.path.join(base, "hostile_manifests")
+    code, _ = run(["label", hostile, "--model", model, "--out", out], kill_after=timeout)
+    if code is None:
+        return 1, 0
+    files = pd.read_parquet(os.path.join(out, "files.parquet")).set_index("path")
+    return 0, int((files.status.reindex(["pipe.wav", "zero.wav", "random.flac"]) == "error").sum())
+
+
+def midrun_rewrites(base: str, archive: str, model: str, reference: pd.DataFrame, rng, trials: int,
+                    reference_s: float) -> tuple[int, int]:
+    """While label runs, one file is rewritten with another's bytes and one deleted, at a
+    random moment; after restoring both, a re-run must give the reference manifests."""
+    poisoned, crashes = 0, 0
+    audio = sorted(os.path.relpath(os.path.join(d, f), archive) for d, _, fs in os.walk(archive) for f in fs
+                   if f.endswith((".wav", ".flac", ".mp3", ".ogg")) and os.path.getsize(os.path.join(d, f)) > 1000)
+    for trial in range(trials):
+        tree, out = os.path.join(base, f"rewrite{trial}"), os.path.join(base, f"rewrite{trial}_manifests")
+        shutil.copytree(archive, tree)
+        changed, deleted, donor = (os.path.join(tree, p) for p in rng.choice(audio, 3, replace=False))
+        originals = {p: open(p, "rb").read() for p in (changed, deleted)}
+
+        def meddle():
+            time.sleep(float(rng.uniform(0.5, reference_s)))
+            shutil.copyfile(donor, changed)
+            os.remove(deleted)
+
+        meddler = threading.Thread(target=meddle)
+        meddler.start()
+        code, _ = run(["label", tree, "--model", model, "--out", out])
+        meddler.join()
+        crashes += int(code != 0)
+        for path, data in originals.items():
+            with open(path, "wb") as f:
+                f.write(data)
+        code, _ = run(["label", tree, "--model", model, "--out", out])
+        crashes += int(code != 0)
+        files = pd.read_parquet(os.path.join(out, "files.parquet"))
+        poisoned += int(not files.drop(columns=["model_sha256"]).equals(reference.drop(columns=["model_sha256"])))
+    return poisoned, crashes
+
+
+def concurrent_runs(base: str, archive: str, model: str) -> tuple[int, bool]:
+    """A (the whole archive) and B (two files), one second apart, into one --out: one of them
+    must refuse in one line, and files.parquet must hold exactly the other's input."""
+    small = os.path.join(base, "small")
+    os.makedirs(small)
+    for name in sorted(n for n in os.listdir(os.path.join(archive, "00")))[:2]:
+        shutil.copyfile(os.path.join(archive, "00", name), os.path.join(small, name))
+    out = os.path.join(base, "shared_manifests")
+    results = {}
+    first = threading.Thread(target=lambda: results.update(a=run(["label", archive, "--model", model, "--out", out])))
+    first.start()
+    time.sleep(1.0)
+    results["b"] = run(["label", small, "--model", model, "--out", out])
+    first.join()
+    codes = {k: code for k, (code, _) in results.items()}
+    refusals = [k for k, (code, err) in results.items() if code == 2 and "another langsort label" in err]
+    winners = [k for k, code in codes.items() if code == 0]
+    if len(winners) != 1 or len(refusals) != 1:
+        return 1, bool(refusals)
+    expected = {"a": archive, "b": small}[winners[0]]
+    listed = {os.path.relpath(os.path.join(d, f), expected) for d, _, fs in os.walk(expected) for f in fs}
+    written = set(pd.read_parquet(os.path.join(out, "files.parquet")).path)
+    return int(written != listed), True
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -15,21 +16,31 @@ from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.annotate import AnnotationFormat
 from langsort.errors import LangsortError
 from langsort.timeline import TimelineParams
+from langsort.train.backbones import BACKBONES
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Find out which language is spoken in every recording of an audio archive.")
+# plain help (no rich panels): flags without a `<bool>` type column, readable when redirected
+HELP = dict(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode=None,
+            context_settings={"help_option_names": ["-h", "--help"]})
+app = typer.Typer(**HELP, help="Find out which language is spoken in every recording of an audio archive.")
 console = Console(stderr=True)
 
 ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local Ray.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress display.")
+CPUS = typer.Option(None, "--cpus", min=1, help="CPUs the local Ray may use; default all of them.")
 PREPARED = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree.")
-EPOCHS = typer.Option(train_defaults.EPOCHS, min=1)
-BATCH_SIZE = typer.Option(train_defaults.BATCH_SIZE, min=1)
+EPOCHS = typer.Option(train_defaults.EPOCHS, min=1, help="Passes over the training clips (early stopping may end sooner).")
+BATCH_SIZE = typer.Option(train_defaults.BATCH_SIZE, min=1, help="Spectrograms per training step.")
+LEARNING_RATE = typer.Option(1e-3, min=0.0, help="Adam learning rate.")
+SEED = typer.Option(0, help="Seed of the split by recording and of the training; same seed, same split.")
+BACKBONE = typer.Option("mobilenet_v2", metavar="[" + "|".join(BACKBONES) + "]", help="CNN of the method.")
+WEIGHTS = typer.Option(train_defaults.INITIAL_WEIGHTS, metavar="[auto|imagenet|none|FILE]",
+                       help="Initial weights: auto (ImageNet when it can be had, else from scratch, saying which), "
+                            "imagenet (downloads), none (from scratch) or a local weights file.")
+THRESHOLD = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0, help="Below this confidence a file is unknown.")
 
 
 class UserError(LangsortError):
     """Wrong input from the user: reported as one line, exit status 2."""
-
 
 
 def user_errors(command):
@@ -49,16 +60,20 @@ def user_errors(command):
     return wrapper
 
 
-@app.callback()
-def main_options(
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-):
-    """Find out which language is spoken in every recording of an audio archive."""
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from langsort import __version__
 
-        typer.echo(__version__)
+        typer.echo(f"langsort {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
+):
+    """Find out which language is spoken in every recording of an audio archive."""
 
 
 @app.command()
@@ -76,6 +91,7 @@ def prepare(
     reviewed: Optional[str] = typer.Option(None, "--reviewed", help="MANIFESTS where people reviewed recordings "
                                            "(langsort review): add their decisions as labelled recordings."),
     address: Optional[str] = ADDRESS,
+    cpus: Optional[int] = CPUS,
     quiet: bool = QUIET,
 ):
     """Split every recording into 3-15 s speech clips and turn each into a log-mel spectrogram."""
@@ -91,18 +107,56 @@ def prepare(
         segment=SegmentParams(min_seconds=min_seconds, max_seconds=max_seconds),
         augment=augment, seed=seed,
     )
+    started = time.perf_counter()
     _check_out_not_inside(input, out)
+    _check_out_folder(str(out))
     extra = []
     if reviewed:
         extra = training_inputs(reviewed, input_root_of(reviewed))
         typer.echo(f"adding {len(extra)} reviewed recording(s) from {reviewed}")
-    init_ray(address)
+    if not extra:  # reviewed recordings alone are enough to prepare
+        _check_input(str(input))
+    init_ray(address, _local_cpus(address, cpus), worker_logs=False)
     summary = stage.prepare(str(input), str(out), config, labelled=labels, save_png=save_png, progress=not quiet,
                             reviewed=extra)
     typer.echo(
         f"prepared {summary.files} files ({summary.audio_seconds / 3600:.2f} h): {summary.ok} ok, "
-        f"{summary.unknown} without usable speech, {summary.errors} unreadable; {summary.clips} clips -> {out}"
+        f"{summary.unknown} without usable speech, {summary.errors} unreadable; {summary.clips} clips -> {out} "
+        f"in {time.perf_counter() - started:.0f} s"
     )
+    typer.echo(f"next: langsort train {out} --out MODEL_DIR")
+
+
+def _check_input(input: str) -> None:
+    """The input holds audio: an empty or mistyped folder is a user error, found before Ray starts."""
+    from langsort.corpus import has_audio
+
+    if not has_audio(input):
+        raise UserError(f"no audio files under {input} (looked for .wav, .flac, .mp3, .ogg and the like): "
+                        "check the path")
+
+
+def _check_out_folder(out: str, option: str = "--out") -> None:
+    """The output names a folder langsort can create or write to, checked before any work."""
+    from langsort import storage
+
+    if storage.is_remote(out):
+        return
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"{option} {out} is a file: give a folder (it is created when missing)")
+    existing = os.path.abspath(out)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{option} {out} cannot be created: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {out} cannot be written: no permission in {existing}")
+
+
+def _local_cpus(address: Optional[str], cpus: Optional[int]) -> Optional[int]:
+    if cpus and (address or os.environ.get("RAY_ADDRESS")):
+        raise UserError("--cpus caps the local Ray only: a cluster's CPUs are set where it is started")
+    return cpus
 
 
 def _check_out_not_inside(input, out) -> None:
@@ -124,14 +178,14 @@ def _check_out_not_inside(input, out) -> None:
 def train(
     prepared: Path = PREPARED,
     out: Path = typer.Option(..., "--out", help="MODEL_DIR for weights, metrics.json, plots."),
-    backbone: str = typer.Option("mobilenet_v2", help="mobilenet_v2, resnet50 or resnet152."),
-    weights: str = typer.Option(train_defaults.INITIAL_WEIGHTS, help="auto (ImageNet when it can be had, else from scratch), imagenet, none or a local weights file."),
+    backbone: str = BACKBONE,
+    weights: str = WEIGHTS,
     epochs: int = EPOCHS,
     batch_size: int = BATCH_SIZE,
     image_size: Optional[int] = typer.Option(None, help="CNN input side; default: the prepared grid width."),
     workers: Optional[int] = typer.Option(None, min=1, help="Ray Train workers; default one per two CPUs."),
-    learning_rate: float = typer.Option(1e-3),
-    seed: int = typer.Option(0),
+    learning_rate: float = LEARNING_RATE,
+    seed: int = SEED,
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
 ):
@@ -145,6 +199,7 @@ def train(
     options = TrainOptions(backbone=backbone, weights=weights, epochs=epochs, batch_size=batch_size,
                            image_size=image_size, workers=workers, learning_rate=learning_rate, seed=seed)
     _check_prepared(prepared)
+    _check_out_folder(str(out))
     init_ray(address)
     result = fit(str(prepared), str(out), options, progress=not quiet)
     test = result.metrics["test"]
@@ -166,7 +221,8 @@ def _check_prepared(prepared: Path) -> None:
 def export(
     model_dir: Path = typer.Argument(..., help="MODEL_DIR written by `langsort train`."),
     out: Optional[Path] = typer.Option(None, "--out", help="ONNX file to write; default MODEL_DIR/model.onnx."),
-    quantize: Optional[str] = typer.Option(None, help="int8: also write a static-QDQ int8 copy (FILE.int8.onnx)."),
+    quantize: Optional[str] = typer.Option(None, metavar="[int8]",
+                                           help="Also write a static-QDQ int8 copy (FILE.int8.onnx)."),
     register: Optional[str] = typer.Option(None, help="Also add the model to the registry (models/NAME/)."),
 ):
     """Export to ONNX with labels and spectrogram parameters inside, checked against the trained model."""
@@ -194,7 +250,7 @@ def compare(
     backbones: str = typer.Option("mobilenet_v2,resnet50,resnet152", help="Comma-separated backbones."),
     image_sizes: str = typer.Option("", help="Comma-separated image sides; default the prepared grid width."),
     learning_rates: str = typer.Option("0.001", help="Comma-separated learning rates."),
-    weights: str = typer.Option(train_defaults.INITIAL_WEIGHTS, help="auto, imagenet, none or a local weights file (every trial)."),
+    weights: str = WEIGHTS,
     epochs: int = EPOCHS,
     batch_size: int = BATCH_SIZE,
     seed: int = typer.Option(0, help="Seed of the split and the training; the same for every trial."),
@@ -218,6 +274,7 @@ def compare(
         raise UserError(f"{exc} (lists are comma-separated)") from None
     check_weights(weights)
     _check_prepared(prepared)
+    _check_out_folder(str(out))
     init_ray(address)
     result = stage.compare(str(prepared), str(out), trials,
                            TrainOptions(weights=weights, epochs=epochs, batch_size=batch_size, seed=seed),
@@ -226,7 +283,7 @@ def compare(
     typer.echo(f"registered {result.registered}; report {result.html_path} ({result.seconds / 60:.1f} min)")
 
 
-models_app = typer.Typer(help="The model registry in models/ (or $LANGSORT_MODELS).", no_args_is_help=True)
+models_app = typer.Typer(**HELP, help="The model registry in models/ (or $LANGSORT_MODELS).")
 app.add_typer(models_app, name="models")
 
 
@@ -253,28 +310,47 @@ def label(
     input: str = typer.Argument(..., help="Folder of audio to label (any tree); a path or s3:// / gs:// URI."),
     model: str = typer.Option(..., "--model", help="An .onnx file from `langsort export` (path or URI), or a registry name."),
     out: str = typer.Option(..., "--out", help="MANIFESTS folder for files.parquet and clips.parquet (path or URI)."),
-    threshold: float = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0, help="Below this confidence a file is unknown."),
+    threshold: float = THRESHOLD,
     batch_size: int = typer.Option(32, min=1, help="Clips per ONNX Runtime call."),
     min_share: float = typer.Option(TimelineParams.min_share, min=0.0, max=1.0,
                                     help="A second language with at least this share of the speech makes a file mixed."),
     address: Optional[str] = ADDRESS,
+    cpus: Optional[int] = CPUS,
     quiet: bool = QUIET,
 ):
     """Label every file, clip and language segment with ONNX Runtime on Ray Data; resumable, idempotent."""
     from langsort import label as stage
+    from langsort.lock import ManifestLock
     from langsort.model import read_model_info
+    from langsort.parts import STATE_DIR
     from langsort.registry import resolve
     from langsort.runtime import init_ray
 
-    model = resolve(model)
+    started = time.perf_counter()
     _check_out_not_inside(input, out)
+    _check_input(input)
+    _check_out_folder(out)
+    model = resolve(model)
+    _check_model_path(model)
     read_model_info(model)  # a bad --model is a one-line error before Ray starts
-    init_ray(address)
-    summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
-                          progress=not quiet, min_share=min_share)
+    with ManifestLock(out, STATE_DIR):  # a second run into --out stops here, before Ray starts
+        init_ray(address, _local_cpus(address, cpus), worker_logs=False)
+        summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
+                              progress=not quiet, min_share=min_share)
     counts = ", ".join(f"{v} {k.removeprefix('language:')}" for k, v in sorted(summary.counts.items()))
     typer.echo(f"labelled {summary.files} files ({summary.labelled_now} now, {summary.reused} already done) in "
-               f"{summary.seconds:.0f} s: {counts} -> {out}")
+               f"{time.perf_counter() - started:.0f} s: {counts} -> {out}")
+    typer.echo(f"next: langsort report {out} | langsort sort {out} --dest SORTED | langsort review {out}")
+
+
+def _check_model_path(model: str) -> None:
+    """A model folder instead of its .onnx file: say which file to give."""
+    from langsort.registry import MODEL_FILE
+
+    if os.path.isdir(model):
+        inside = os.path.join(model, MODEL_FILE)
+        hint = f"did you mean --model {inside}?" if os.path.isfile(inside) else "give the .onnx file from langsort export"
+        raise UserError(f"--model {model} is a folder: {hint}")
 
 
 @app.command("sort")
@@ -282,21 +358,23 @@ def label(
 def sort_command(
     manifests: Path = typer.Argument(..., help="MANIFESTS folder written by `langsort label`."),
     dest: Path = typer.Option(..., "--dest", help="Destination: DEST/<language>/<relative path>."),
-    mode: str = typer.Option("copy", help="copy, link or move."),
+    mode: str = typer.Option("copy", metavar="[copy|link|move]",
+                             help="copy leaves the archive as it is; link makes hard links; move empties it."),
     input: Optional[Path] = typer.Option(None, "--input", help="The labelled folder, if it moved since labelling."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan, touch nothing."),
-    mixed: str = typer.Option("folder", "--mixed",
+    mixed: str = typer.Option("folder", "--mixed", metavar="[folder|dominant]",
                               help="Files with two languages: 'folder' puts them in DEST/_mixed/, 'dominant' with their main language."),
 ):
     """Sort the archive into one folder per language (never overwrites, never loses a file)."""
     from langsort.sort import sort_archive
 
+    _check_out_folder(str(dest), "--dest")
     report = sort_archive(str(manifests), str(dest), mode, str(input) if input else None, dry_run, typer.echo,
                           mixed=mixed)
     folders = ", ".join(f"{n} {f}" for f, n in sorted(report.by_folder.items()))
     verb = "would sort" if dry_run else f"sorted ({mode})"
     typer.echo(f"{verb}: {folders}; {report.done} done, {report.already} already in place, "
-               f"{len(report.refused)} refused -> {dest}")
+               f"{len(report.refused)} refused, {len(report.not_audio)} not audio (left where they are) -> {dest}")
     for path, why in report.refused[:20]:
         typer.echo(f"  refused {path}: {why}")
     if report.refused:
@@ -336,7 +414,7 @@ def report(
 def review(
     manifests: str = typer.Argument(..., help="MANIFESTS folder written by `langsort label` (path or URI)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; any but loopback requires the printed token."),
-    port: int = typer.Option(8765, min=1, max=65535),
+    port: int = typer.Option(8765, min=1, max=65535, help="Port to listen on."),
     no_open: bool = typer.Option(False, "--no-open", help="Do not open a browser."),
     input: Optional[str] = typer.Option(None, "--input", help="The labelled folder, if it moved since labelling."),
 ):
@@ -358,11 +436,11 @@ def run(
     labelled: Path = typer.Argument(..., help="LABELLED/<language>/... training recordings."),
     unsorted: Path = typer.Argument(..., help="The archive to label and sort."),
     out: Path = typer.Option(..., "--out", help="Everything goes here: prepared/, model/, manifests/, sorted/."),
-    backbone: str = typer.Option("mobilenet_v2"),
-    weights: str = typer.Option(train_defaults.INITIAL_WEIGHTS, help="auto (ImageNet when it can be had, else from scratch), imagenet, none or a local weights file."),
+    backbone: str = BACKBONE,
+    weights: str = WEIGHTS,
     epochs: int = EPOCHS,
-    image_size: int = typer.Option(224),
-    threshold: float = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0),
+    image_size: int = typer.Option(224, help="Time columns of each spectrogram and the CNN image side."),
+    threshold: float = THRESHOLD,
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
 ):
@@ -376,6 +454,8 @@ def run(
     check_weights(weights)
     for folder in (labelled, unsorted):
         _check_out_not_inside(folder, out)
+        _check_input(str(folder))
+    _check_out_folder(str(out))
     init_ray(address)
     settings = RunSettings(backbone=backbone, weights=weights, epochs=epochs, image_size=image_size,
                            threshold=threshold)
@@ -395,6 +475,7 @@ def demo(
     from langsort.synth import require_espeak
 
     require_espeak()
+    _check_out_folder(str(out))
     init_ray(address)
     started = time.perf_counter()
     result = run_demo(str(out), progress=not quiet, echo=typer.echo)

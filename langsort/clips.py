@@ -53,6 +53,7 @@ class SpanResult:
     longest_dropped_s: float = 0.0
     not_speech_clips: int = 0  # loud clips the voice check rejected (music, noise)
     error: str | None = None
+    decoded_s: float = 0.0  # audio actually decoded: a header may claim more (or less)
 
 
 def copy_seed(seed: int, path: str, copy: int) -> int:
@@ -151,6 +152,7 @@ def _cut_span(work: SpanWork, config: ClipConfig, speech: SpeechCheck) -> SpanRe
         for block in blocks:
             if perturbation:
                 block = perturbation.apply(block, spec.sample_rate)
+            result.decoded_s += len(block) / spec.sample_rate * speed
             mel_db, energy_db = mel_stream.push(block)
             held = np.concatenate([held, mel_db])
             held_energy = np.concatenate([held_energy, energy_db])
@@ -181,6 +183,9 @@ def no_clip_reason(info: audio.AudioInfo, longest_dropped_s: float, not_speech_c
     return "no speech found (silence or steady noise)"
 
 
+CHANGED = "changed while being labelled: run label again"
+
+
 @dataclass
 class Probe:
     """What the header says about a file, and its content identity when asked for."""
@@ -189,6 +194,7 @@ class Probe:
     info: audio.AudioInfo | None
     error: str | None
     sha256: str | None = None
+    stamp: tuple | None = None  # storage.stamp when hashed: the hash holds while this does
 
 
 def probe(file: InputFile, hash_content: bool = False) -> Probe:
@@ -209,13 +215,23 @@ def probe(file: InputFile, hash_content: bool = False) -> Probe:
                 info, error = None, "no audio samples"
         except audio.AudioError as exc:
             error = str(exc)
-    digest = None
+    digest = stamp = None
     if hash_content:
         try:
+            stamp = storage.stamp(file.source)
             digest = storage.sha256_of(file.source)
         except OSError as exc:
             error = error or f"cannot read: {exc.strerror or exc}"
-    return Probe(file, info, error, digest)
+        if digest and storage.stamp(file.source) != stamp:
+            info, error, digest = None, CHANGED, None
+    return Probe(file, info, error, digest, stamp)
+
+
+def unchanged(probe: Probe) -> bool:
+    """The file is still what was hashed (size, mtime, inode), so its rows may carry the
+    hash: a file rewritten or deleted mid-run must not pin the new content's label (or a
+    read error) to the old content for good."""
+    return probe.stamp is None or storage.stamp(probe.file.source) == probe.stamp
 
 
 def probe_files(files: list[InputFile], hash_content: bool = False) -> list[Probe]:

@@ -8,9 +8,11 @@ and folders that cannot be listed are reported the same way instead of stopping 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from langsort import storage
+from langsort.audio import is_audio_name
 from langsort.errors import LangsortError
 
 
@@ -31,9 +33,16 @@ def display_path(path: str) -> str:
     return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def stored_name(path: str) -> str:
+    """The name on disk of a manifest path: `display_path` undone (its escapes are always
+    of bytes >= 0x80, which are never valid UTF-8 on their own)."""
+    return re.sub(r"\\x([89a-f][0-9a-f])", lambda m: chr(0xDC00 + int(m.group(1), 16)), path)
+
+
 def discover(root: str, labelled: bool = False) -> list[InputFile]:
-    """Every regular file under `root`, sorted by relative path; symlinked folders are not
-    followed (no loops), unreadable folders become error entries."""
+    """Every file under `root`, sorted by relative path; symlinked folders are not followed
+    (no loops); unreadable folders, broken links and what is not a regular file (FIFOs,
+    devices, sockets) become error entries that are never opened."""
     if storage.is_remote(root):
         if not storage.is_dir(root):
             raise CorpusError(f"input folder not found: {root}")
@@ -53,11 +62,26 @@ def discover(root: str, labelled: bool = False) -> list[InputFile]:
         dirs.sort()
         for name in sorted(files):
             full = os.path.join(folder, name)
-            error = None
-            if os.path.islink(full) and not os.path.exists(full):
-                error = "broken or looping symbolic link"
-            found.append(_entry(root, os.path.relpath(full, root), labelled, error=error))
+            found.append(_entry(root, os.path.relpath(full, root), labelled, error=_not_readable(full)))
     return sorted(found, key=lambda f: f.path)
+
+
+def _not_readable(full: str) -> str | None:
+    """Why a listed name is never opened: a broken link, or not a regular file once links
+    are resolved (a FIFO would block the reader, a link to /dev/zero never ends)."""
+    try:
+        mode = os.stat(full).st_mode
+    except OSError as exc:
+        return "broken or looping symbolic link" if os.path.islink(full) else f"cannot read: {exc.strerror or exc}"
+    return storage.not_regular(mode)
+
+
+def has_audio(root: str) -> bool:
+    """True as soon as one file under `root` has an audio name: a cheap check that an
+    input is not empty or mistyped, before any work starts (a missing root is False)."""
+    if storage.is_remote(root):
+        return storage.is_dir(root) and any(is_audio_name(rel) for rel in storage.list_files(root))
+    return any(is_audio_name(name) for _, _, names in os.walk(root) for name in names)
 
 
 def _entry(root: str, rel: str, labelled: bool, error: str | None = None) -> InputFile:

@@ -13,6 +13,7 @@ gives identical files and a killed run loses only uncommitted files.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import defaultdict
@@ -23,10 +24,11 @@ import pandas as pd
 import pyarrow as pa
 
 from langsort import aggregate, audio, manifest, storage, timeline
-from langsort.clips import ClipConfig, Probe, SpanWork, cut_spans, file_status, probe_files
+from langsort.clips import CHANGED, ClipConfig, Probe, SpanWork, cut_spans, file_status, probe_files, unchanged
 from langsort.corpus import InputFile, discover
 from langsort.model import ModelInfo, read_model_info
-from langsort.parts import CONTENT_COLUMN, LabelSummary, PartStore, rebuild_manifests, record_run
+from langsort.lock import ManifestLock
+from langsort.parts import CONTENT_COLUMN, STATE_DIR, LabelSummary, PartStore, rebuild_manifests, record_run
 from langsort.predict import OnnxPredictor
 from langsort.segment import SegmentParams
 
@@ -41,7 +43,8 @@ SHORT_SPEECH_SECONDS = 1.5  # a file with only this much speech is still labelle
 SPAN_ROWS = pa.schema([
     ("path", pa.string()), ("span_index", pa.int64()), ("kind", pa.string()), ("start_s", pa.float64()),
     ("end_s", pa.float64()), ("grid", pa.binary()), ("error", pa.string()), ("longest_dropped_s", pa.float64()),
-    ("not_speech_clips", pa.int64()), ("span_clips", pa.int64()), ("pauses", pa.binary()),
+    ("not_speech_clips", pa.int64()), ("span_clips", pa.int64()), ("decoded_s", pa.float64()),
+    ("pauses", pa.binary()),
 ])
 
 
@@ -54,12 +57,12 @@ def span_rows(items: list[dict], config: ClipConfig) -> list[dict]:
     for item, work, result in zip(items, works, cut_spans(works, config)):
         base = dict(path=work.file.path, span_index=item["index"])
         rows += [dict(base, kind="clip", start_s=s, end_s=e, grid=g, error=None, longest_dropped_s=0.0,
-                      not_speech_clips=0, span_clips=0,
+                      not_speech_clips=0, span_clips=0, decoded_s=0.0,
                       pauses=timeline.pauses_in_grid(np.frombuffer(g, np.uint8).reshape(shape), s, e).tobytes())
                  for s, e, g in result.clips]
         rows.append(dict(base, kind="span", start_s=work.start_s, end_s=work.end_s, grid=None, error=result.error,
                          longest_dropped_s=result.longest_dropped_s, not_speech_clips=result.not_speech_clips,
-                         span_clips=len(result.clips), pauses=None))
+                         span_clips=len(result.clips), decoded_s=result.decoded_s, pauses=None))
     return rows
 
 
@@ -67,12 +70,14 @@ def file_row(probe: Probe, clips: list[dict], spans: list[dict], model: ModelInf
              threshold: float) -> dict:
     """The files.parquet row for one file from its clip rows (with p_ columns) and span markers."""
     labels = model.labels
-    row = dict(path=probe.file.path, duration_s=probe.info.duration_s if probe.info else None,
+    # the duration is what was decoded: a header can claim hours for a few seconds of audio
+    info = dataclasses.replace(probe.info, duration_s=sum(s["decoded_s"] for s in spans)) if spans else probe.info
+    row = dict(path=probe.file.path, duration_s=info.duration_s if info else None,
                n_clips=len(clips), model_sha256=model.sha256, language=None, confidence=None, error=None,
                **{manifest.prob_column(label): None for label in labels})
     span_errors = [s["error"] for s in spans if s["error"]]
     status, reason = file_status(
-        probe.error or (span_errors[0] if span_errors else None), len(clips), probe.info,
+        probe.error or (span_errors[0] if span_errors else None), len(clips), info,
         max((s["longest_dropped_s"] for s in spans), default=0.0), sum(s["not_speech_clips"] for s in spans), segment,
     )
     if status != manifest.STATUS_OK:
@@ -194,7 +199,10 @@ class Job:
     ray_options: dict
 
     def rows(self, probe: Probe, clips: list[dict], spans: list[dict]) -> dict[str, list[dict]]:
-        """A finished file's manifest rows, per table, stamped with its content hash."""
+        """A finished file's manifest rows, per table, stamped with its content hash (an
+        error row without it when the file changed since it was hashed)."""
+        if not unchanged(probe):
+            probe, clips, spans = Probe(probe.file, None, CHANGED), [], []
         stamp = {CONTENT_COLUMN: probe.sha256}
         path, labels = probe.file.path, self.model.labels
         found = timeline_of(clips, labels, self.timeline) if clips else []
@@ -209,6 +217,17 @@ def label(
     input_root: str, model_path: str, manifests_dir: str, threshold: float = aggregate.DEFAULT_THRESHOLD,
     batch_size: int = 32, progress: bool = True, min_share: float = timeline.TimelineParams.min_share,
 ) -> LabelSummary:
+    """Label INPUT into MANIFESTS, one run at a time (ManifestsBusy otherwise). Temporary
+    files that killed runs left behind are nobody's once the lock is held: removed first."""
+    with ManifestLock(manifests_dir, STATE_DIR):
+        for folder in (manifests_dir, storage.join(manifests_dir, STATE_DIR),
+                       storage.join(manifests_dir, STATE_DIR, "parts")):
+            storage.remove_temporaries(folder)
+        return _label(input_root, model_path, manifests_dir, threshold, batch_size, progress, min_share)
+
+
+def _label(input_root: str, model_path: str, manifests_dir: str, threshold: float, batch_size: int,
+           progress: bool, min_share: float) -> LabelSummary:
     started = time.perf_counter()
     model = read_model_info(storage.absolute(model_path))  # the ONNX actors read it, from any directory
     clip_config = ClipConfig(spectrogram=model.meta.spectrogram, segment=model.meta.segment,
@@ -242,7 +261,9 @@ def reuse(probes: list[Probe], store: PartStore) -> tuple[dict[str, list[dict]],
     """(rows reused from files of the same content labelled earlier, probes still to label)."""
     done = store.load()
     done_files = done["files"]
-    done_by_sha = {sha: path for path, sha in zip(done_files.path, done_files[CONTENT_COLUMN]) if sha}
+    # an error row is never reused: the error may have been the file's moment, not its content
+    done_by_sha = {sha: path for path, sha, status in zip(done_files.path, done_files[CONTENT_COLUMN], done_files.status)
+                   if sha and status != manifest.STATUS_ERROR}
     reused, todo = {kind: [] for kind in store.schemas}, []
     for probe in probes:
         previous = done_by_sha.get(probe.sha256) if probe.sha256 else None

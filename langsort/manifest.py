@@ -26,6 +26,7 @@ STATUS_UNKNOWN = "unknown"
 STATUS_ERROR = "error"
 
 FILES_NAME = "files.parquet"
+FILES_CSV_NAME = "files.csv"  # files.parquet for spreadsheets
 CLIPS_NAME = "clips.parquet"
 SEGMENTS_NAME = "segments.parquet"
 
@@ -122,6 +123,16 @@ def write_atomic(tbl: pa.Table, path: str) -> None:
     buffer = pa.BufferOutputStream()
     pq.write_table(tbl, buffer)
     storage.write_bytes_atomic(path, buffer.getvalue().to_pybytes())
+
+
+def csv_bytes(tbl: pa.Table) -> bytes:
+    """The table as CSV for spreadsheets: the same rows and columns, list columns joined
+    with ';', nulls empty; UTF-8 with a byte-order mark, so Excel shows accented names right."""
+    frame = tbl.to_pandas()
+    for column in tbl.schema:
+        if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
+            frame[column.name] = frame[column.name].map(lambda v: None if v is None else ";".join(map(str, v)))
+    return frame.to_csv(index=False).encode("utf-8-sig")
 
 
 def read(path: str) -> pa.Table:

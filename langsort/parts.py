@@ -118,8 +118,10 @@ def rebuild_manifests(store: PartStore, paths: list[str], reused: dict[str, list
         rows = rows[rows.path.map(shas).eq(rows[CONTENT_COLUMN]) & rows.path.isin(wanted)]
         tables.append((rows.drop_duplicates(["path", index], keep="last").sort_values(["path", index]), schema, name))
     for frame, schema, name in tables:
-        manifest.write_atomic(manifest.table(_records(frame, schema.names), schema),
-                              storage.join(store.manifests_dir, name))
+        tbl = manifest.table(_records(frame, schema.names), schema)
+        manifest.write_atomic(tbl, storage.join(store.manifests_dir, name))
+        if name == manifest.FILES_NAME:
+            storage.write_bytes_atomic(storage.join(store.manifests_dir, manifest.FILES_CSV_NAME), manifest.csv_bytes(tbl))
     counts = files.status.value_counts().to_dict()
     counts.update({f"language:{k}": v for k, v in files.language.value_counts().to_dict().items()})
     return LabelSummary(manifests=store.manifests_dir, files=len(files), counts=counts)

@@ -1,16 +1,19 @@
-"""One progress display for long stages (rich), silent when asked or when not a terminal."""
+"""One progress display for long stages (rich) on stderr, silent when asked or when stderr
+is not a terminal (a log file gets the end line, not bar redraws and colour codes)."""
 
 from __future__ import annotations
 
 import contextlib
+import sys
 from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
 def progress_bar(title: str, total: float, unit: str = "", enabled: bool = True) -> Iterator[Callable[[float], None]]:
-    if not enabled:
+    if not (enabled and sys.stderr.isatty()):
         yield lambda amount: None
         return
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = [
@@ -18,6 +21,6 @@ def progress_bar(title: str, total: float, unit: str = "", enabled: bool = True)
         TextColumn("{task.completed:,.0f}/{task.total:,.0f} " + unit),
         TimeElapsedColumn(), TimeRemainingColumn(),
     ]
-    with Progress(*columns, transient=False) as bar:
+    with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
         task = bar.add_task(title, total=max(total, 1e-9))
         yield lambda amount: bar.advance(task, amount)

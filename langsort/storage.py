@@ -10,9 +10,12 @@ manifest writers rely on instead.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import os
+import re
+import stat
 import uuid
 
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://")
@@ -72,16 +75,52 @@ def size(path: str) -> int:
     return fs.get_file_info(inner).size
 
 
+def not_regular(mode: int) -> str | None:
+    """What a local file is when it is not a regular file (links already resolved), else None:
+    reading a FIFO blocks forever and /dev/zero never ends, so only regular files are read."""
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a device"),
+                       (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return f"not a regular file: {kind}"
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
 def open_read(path: str):
-    """A seekable binary file object."""
+    """A seekable binary file object; a local path must be a regular file (OSError otherwise,
+    found without blocking: a FIFO is opened non-blocking and refused)."""
     if not is_remote(path):
-        return open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            kind = not_regular(os.fstat(fd).st_mode)
+            if kind:
+                raise OSError(errno.EINVAL, kind)
+            os.set_blocking(fd, True)
+            return os.fdopen(fd, "rb")
+        except BaseException:
+            os.close(fd)
+            raise
     fs, inner = _fs(path)
     handle = fs.open_input_file(inner)
     if handle.size() <= BUFFER_WHOLE_BYTES:
         with handle:
             return io.BytesIO(handle.read())
     return handle
+
+
+def stamp(path: str) -> tuple | None:
+    """What changes when a file is rewritten, replaced or deleted (size, mtime, and the
+    inode locally); None when it is gone. Cheaper than hashing again."""
+    try:
+        if not is_remote(path):
+            st = os.stat(path)
+            return st.st_size, st.st_mtime_ns, st.st_ino
+        import pyarrow.fs as pafs
+
+        fs, inner = _fs(path)
+        info = fs.get_file_info(inner)
+        return None if info.type == pafs.FileType.NotFound else (info.size, info.mtime_ns)
+    except OSError:
+        return None
 
 
 def sha256_of(path: str) -> str:
@@ -125,6 +164,20 @@ def remove(path: str) -> None:
     else:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+
+
+TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")  # write_bytes_atomic's and AtomicParquetWriter's
+
+
+def remove_temporaries(directory: str) -> int:
+    """Remove what killed atomic writes left directly in a local `directory`; only safe
+    while no other writer uses it (label holds the manifests lock). Returns how many."""
+    if is_remote(directory) or not os.path.isdir(directory):
+        return 0  # object stores: a PUT leaves nothing behind
+    names = [n for n in os.listdir(directory) if TEMPORARY_NAME.fullmatch(n)]
+    for name in names:
+        remove(os.path.join(directory, name))
+    return len(names)
 
 
 def glob_names(directory: str, prefix: str, suffix: str) -> list[str]:

@@ -92,3 +92,44 @@ def trained_small(prepared_small, tmp_path_factory):
     # two epochs at 48 px exercise the machinery, not the learning: keep the model even at chance
     options = TrainOptions(weights="none", epochs=2, image_size=48, workers=2, batch_size=8, require_learning=False)
     return fit(str(prepared_small), str(model_dir), options, progress=False)
+
+
+def write_tiny_model(path, labels=("maya", "spanish")) -> str:
+    """A real langsort ONNX model in milliseconds, without TensorFlow: the mean of the grid
+    through a dense layer and a softmax. For tests of the label plumbing, not of accuracy."""
+    import dataclasses
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from langsort.export import METADATA_KEY
+    from langsort.features import SpectrogramParams
+    from langsort.segment import SegmentParams
+
+    spec = SpectrogramParams()
+    n = len(labels)
+    weights = np.linspace(-0.02, 0.02, n, dtype=np.float32).reshape(1, n)
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["grid"], ["mean"], axes=[1, 2], keepdims=0),
+         helper.make_node("Unsqueeze", ["mean", "axis"], ["column"]),
+         helper.make_node("MatMul", ["column", "weights"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], ["probabilities"], axis=-1)],
+        "tiny", [helper.make_tensor_value_info("grid", TensorProto.FLOAT, ["batch", *spec.grid_shape])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["batch", n])],
+        [helper.make_tensor("axis", TensorProto.INT64, [1], [1]),
+         helper.make_tensor("weights", TensorProto.FLOAT, [1, n], weights.ravel().tolist())])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    meta = dict(langsort_version="test", backbone="tiny", labels=list(labels), image_size=spec.frames,
+                grid_shape=list(spec.grid_shape), spectrogram=spec.to_dict(),
+                segment=dataclasses.asdict(SegmentParams()), initial_weights="none", trained_at="never", metrics={})
+    helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta)})
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("tiny") / "model.onnx")

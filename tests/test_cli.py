@@ -1,5 +1,7 @@
 """User errors: one line saying what is wrong and how to fix it, exit status 2, no traceback."""
 
+import os
+
 import pytest
 from typer.testing import CliRunner
 
@@ -51,6 +53,7 @@ def test_not_a_prepared_dataset(run, tmp_path):
 
 def test_model_file_that_is_not_onnx(run, tmp_path):
     (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.wav").write_bytes(b"RIFF")
     (tmp_path / "model.onnx").write_text("hello")
     assert_one_line_error(*run("label", str(tmp_path / "in"), "--model", str(tmp_path / "model.onnx"),
                                "--out", str(tmp_path / "m")), "not an ONNX model")
@@ -64,3 +67,108 @@ def test_invalid_clip_limits(run, tmp_path):
 
 def test_sort_without_manifests(run, tmp_path):
     assert_one_line_error(*run("sort", str(tmp_path), "--dest", str(tmp_path / "d")), "langsort label")
+
+
+def test_sort_into_the_labelled_folder(run, tmp_path):
+    (tmp_path / "m" / ".langsort").mkdir(parents=True)
+    (tmp_path / "m" / "files.parquet").write_bytes(b"")
+    (tmp_path / "m" / ".langsort" / "run.json").write_text('{"input_root": "%s"}' % (tmp_path / "in"))
+    assert_one_line_error(*run("sort", str(tmp_path / "m"), "--dest", str(tmp_path / "in" / "sorted")),
+                          "inside the labelled folder")
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """Arguments must be checked before Ray starts: starting it fails the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("Ray was started before the arguments were checked")
+
+    monkeypatch.setattr("langsort.runtime.init_ray", refuse)
+
+
+def test_version_and_short_help(run):
+    from langsort import __version__
+
+    assert run("--version") == (0, f"langsort {__version__}\n")
+    for args in (["-h"], ["label", "-h"], ["models", "-h"]):
+        code, output = run(*args)
+        assert code == 0 and output.startswith("Usage:"), (args, output)
+
+
+@pytest.mark.parametrize("command", ["label", "prepare", "run"])
+def test_an_input_without_audio_stops_at_once(run, tmp_path, no_ray, command):
+    import time
+
+    (tmp_path / "in" / "docs").mkdir(parents=True)
+    (tmp_path / "in" / "docs" / "inventory.txt").write_text("tape list")
+    args = {"label": ["label", str(tmp_path / "in"), "--model", "m.onnx"],
+            "prepare": ["prepare", str(tmp_path / "in")],
+            "run": ["run", str(tmp_path / "in"), str(tmp_path / "in"), "--weights", "none"]}[command]
+    started = time.perf_counter()
+    assert_one_line_error(*run(*args, "--out", str(tmp_path / "out")), f"no audio files under {tmp_path / 'in'}")
+    assert time.perf_counter() - started < 2.0
+
+
+def test_label_out_that_is_a_file(run, tmp_path, no_ray, tiny_model):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.wav").write_bytes(b"RIFF")
+    (tmp_path / "manifests").write_text("a file")
+    assert_one_line_error(*run("label", str(tmp_path / "in"), "--model", tiny_model, "--out", str(tmp_path / "manifests")),
+                          "is a file: give a folder")
+
+
+def test_label_model_that_is_its_folder(run, tmp_path, no_ray, tiny_model):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.wav").write_bytes(b"RIFF")
+    folder = os.path.dirname(tiny_model)
+    assert_one_line_error(*run("label", str(tmp_path / "in"), "--model", folder, "--out", str(tmp_path / "m")),
+                          f"did you mean --model {tiny_model}?")
+
+
+def test_cpus_is_for_the_local_ray_only(run, tmp_path, no_ray, tiny_model):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.wav").write_bytes(b"RIFF")
+    assert_one_line_error(*run("label", str(tmp_path / "in"), "--model", tiny_model, "--out", str(tmp_path / "m"),
+                               "--cpus", "1", "--address", "ray://head:10001"), "--cpus caps the local Ray")
+
+
+def test_every_option_is_explained_and_choices_are_listed(run):
+    import typer.main
+
+    from langsort.cli import app
+
+    def commands(group):
+        for name, command in group.commands.items():
+            yield from commands(command) if hasattr(command, "commands") else [(name, command)]
+
+    for name, command in commands(typer.main.get_command(app)):
+        for param in command.params:
+            assert getattr(param, "help", None) or param.param_type_name == "argument", (name, param.name)
+        code, output = run(*([name] if name != "list" else ["models", "list"]), "--help")
+        assert code == 0 and "<bool>" not in output, output
+    assert "--cpus" in run("label", "-h")[1] and "--cpus" in run("prepare", "-h")[1]
+    assert "[mobilenet_v2|resnet50|resnet152]" in run("train", "-h")[1]
+    assert "[copy|link|move]" in run("sort", "-h")[1] and "[int8]" in run("export", "-h")[1]
+
+
+def test_the_progress_bar_is_silent_when_stderr_is_not_a_terminal(capfd):
+    from langsort.progress import progress_bar
+
+    with progress_bar("label", 3, unit="files") as advance:
+        advance(3)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_label_ends_with_the_total_time_and_what_to_do_next(run, ray_local, tiny_model, tmp_path):
+    import numpy as np
+    import soundfile
+
+    (tmp_path / "in").mkdir()
+    soundfile.write(tmp_path / "in" / "tone.wav", np.sin(np.arange(16000 * 4) / 5).astype(np.float32), 16000)
+    out = tmp_path / "manifests"
+    code, output = run("label", str(tmp_path / "in"), "--model", tiny_model, "--out", str(out))
+    assert code == 0, output
+    assert "\x1b[" not in output
+    labelled, following = output.strip().splitlines()[-2:]
+    assert labelled.startswith("labelled 1 files") and " in " in labelled
+    assert following == f"next: langsort report {out} | langsort sort {out} --dest SORTED | langsort review {out}"
