@@ -1,11 +1,20 @@
-"""Accuracy of `langsort train` at defaults (--weights none) on synthesized Spanish/K'iche'.
+"""Accuracy of langsort trained from scratch on synthesized Spanish/K'iche'.
 
 Corpus: sentences of ../shared/corpus-text spoken by espeak-ng (es-419 / quc) in several
-voice variants, speeds and pitches, recordings of 20-90 s. Two test sets:
-- the grouped test split of the training corpus (recordings never trained on, voices seen);
-- a separate corpus in voice variants that never appear in training, from held-out sentences.
+voice variants, speeds and pitches, recordings of 20-90 s.
 
-    python bench/accuracy.py [--per-language 36] [--epochs 10] [--augment 2]
+--scenario default: `train` at defaults (--weights none) on 36 recordings a language; two
+test sets: the grouped test split (voices seen) and a corpus in voice variants that never
+appear in training, from held-out sentences.
+
+--scenario little: what a small team has. 20 recordings a language of 20-90 s for training,
+and an unsorted archive in voices never trained on, under noise (white, pink, babble of the
+other language) at 5-30 dB SNR, telephone band, 8 kHz and 44.1 kHz, mp3 and ogg, plus
+silence, music and a corrupt file, through `langsort run --weights none` at defaults.
+Scored: file accuracy on the speech files (unknown counts as wrong), files confidently
+wrong (ok but wrong), and the whole run's wall time.
+
+    python bench/accuracy.py [--scenario default|little] [--per-language 36] [--epochs 10] [--augment 2]
 """
 
 from __future__ import annotations
@@ -63,9 +72,95 @@ def trained_model(base: str) -> str:
     return export(model_dir).path
 
 
+def degraded(samples: np.ndarray, condition: str, other: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One archive condition: noise (white, pink, babble of the other language) at 5-30 dB
+    SNR, or a telephone band; samples at the espeak rate."""
+    from scipy.signal import butter, sosfilt
+
+    speech_power = np.mean(samples[np.abs(samples) > 1e-3] ** 2)
+    snr = 10 ** (rng.uniform(5, 30) / 10)
+    if condition == "telephone":
+        return sosfilt(butter(4, [300, 3400], "bandpass", fs=synth.ESPEAK_RATE, output="sos"), samples).astype(np.float32)
+    if condition == "white":
+        noise = rng.normal(0, 1, len(samples))
+    elif condition == "pink":
+        spectrum = np.fft.rfft(rng.normal(0, 1, len(samples)))
+        noise = np.fft.irfft(spectrum / np.sqrt(np.arange(1, len(spectrum) + 1)), len(samples))
+    elif condition == "babble":
+        noise = np.resize(other, len(samples))
+    else:
+        return samples
+    noise = noise * np.sqrt(speech_power / snr / max(np.mean(noise ** 2), 1e-12))
+    return (samples + noise).astype(np.float32)
+
+
+def little_archive(root: str, per_language: int, texts: dict, seed: int = 11) -> dict[str, str]:
+    """root/<n>.<ext> speech files in unseen voices under archive conditions, plus files
+    without speech; path -> language (speech files only)."""
+    rng = np.random.default_rng(seed)
+    conditions = ["clean", "white", "pink", "babble", "telephone"]
+    formats = [synth.FileSpec(0, "wav", 8000, 1), synth.FileSpec(0, "flac", 44100, 2),
+               synth.FileSpec(0, "mp3", 22050, 1), synth.FileSpec(0, "ogg", 48000, 2)]
+    languages = list(synth.LANGUAGES)
+    truth = {}
+    for i in range(per_language * len(languages)):
+        language, other = languages[i % 2], languages[1 - i % 2]
+        voice = synth.random_voice(language, rng, UNSEEN_VOICES)
+        samples = synth.recording(language, float(rng.uniform(15, 60)), rng, voice, texts[language])
+        babble = synth.recording(other, 10.0, rng, synth.random_voice(other, rng, UNSEEN_VOICES), texts[other])
+        samples = degraded(samples, conditions[i % len(conditions)], babble, rng)
+        fmt = formats[(i // len(conditions)) % len(formats)]
+        path = f"{i:03d}-{conditions[i % len(conditions)]}.{fmt.ext}"
+        synth.write(os.path.join(root, path), samples, synth.ESPEAK_RATE, fmt.rate, fmt.channels)
+        truth[path] = language
+    synth.write(os.path.join(root, "silence.wav"), np.zeros(synth.ESPEAK_RATE * 20, np.float32))
+    synth.write(os.path.join(root, "music.ogg"), synth.music(30.0, rng), target_rate=44100)
+    synth.write(os.path.join(root, "hiss.flac"), rng.normal(0, 0.05, synth.ESPEAK_RATE * 20).astype(np.float32))
+    with open(os.path.join(root, "corrupt.mp3"), "wb") as f:
+        f.write(rng.bytes(4000))
+    return truth
+
+
+def little(per_language: int, archive_per_language: int) -> None:
+    """The little scenario: `langsort run --weights none` at defaults, end to end."""
+    import pandas as pd
+
+    from langsort.pipeline import RunSettings, run
+
+    base = out_dir("accuracy_little")
+    texts = shared_texts()
+    if texts is None:
+        raise SystemExit("../shared/corpus-text not found beside the repository")
+    cut = {language: int(len(lines) * 0.75) for language, lines in texts.items()}
+    shutil.rmtree(base, ignore_errors=True)
+    labelled, unsorted = os.path.join(base, "labelled"), os.path.join(base, "unsorted")
+    synth.labelled_corpus(labelled, per_language, (20, 90), seed=3, variants=SEEN_VOICES,
+                          texts={language: lines[: cut[language]] for language, lines in texts.items()})
+    truth = little_archive(unsorted, archive_per_language, {l: lines[cut[l]:] for l, lines in texts.items()})
+    init_ray()
+    with Stopwatch() as whole:
+        run(labelled, unsorted, os.path.join(base, "out"), RunSettings(weights="none"), progress=False,
+            echo=lambda line: None)
+    files = pd.read_parquet(os.path.join(base, "out", "manifests", "files.parquet")).set_index("path")
+    speech = files.loc[list(truth)]
+    right = speech.language.eq(pd.Series(truth))
+    wrong_ok = speech.status.eq("ok") & ~right
+    others = files.drop(index=list(truth))
+    print(f"accuracy[little]: {per_language} labelled recordings a language (20-90 s, voices {','.join(SEEN_VOICES)}); "
+          f"archive of {len(truth)} speech files in voices {','.join(UNSEEN_VOICES)} (clean, white/pink/babble noise "
+          f"5-30 dB, telephone; 8-48 kHz wav/flac/mp3/ogg) + {len(others)} without speech")
+    print(f"accuracy[little]: file accuracy {right.mean():.3f} ({int(right.sum())} of {len(truth)}), confidently wrong "
+          f"{int(wrong_ok.sum())}, unknown {int(speech.status.ne('ok').sum())}; files without speech: "
+          + ", ".join(f"{p} {files.status[p]}" for p in others.index))
+    print(f"accuracy[little]: whole run {whole.seconds / 60:.1f} min on {os.cpu_count()} cores (target: 0.97, "
+          f"at most 1 confidently wrong, 30 min)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--per-language", type=int, default=36)
+    parser.add_argument("--scenario", choices=["default", "little"], default="default")
+    parser.add_argument("--archive-per-language", type=int, default=30, help="little: unsorted speech files a language")
+    parser.add_argument("--per-language", type=int, default=None, help="labelled recordings a language (36; little: 20)")
     parser.add_argument("--unseen-per-language", type=int, default=12)
     parser.add_argument("--epochs", type=int, default=TrainOptions.epochs)
     parser.add_argument("--augment", type=int, default=2)
@@ -73,6 +168,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="default: the training default")
     parser.add_argument("--keep-corpus", action="store_true", help="reuse the corpus of an earlier run")
     args = parser.parse_args()
+    if args.scenario == "little":
+        little(args.per_language or 20, args.archive_per_language)
+        return
+    args.per_language = args.per_language or 36
 
     base = out_dir("accuracy")
     corpus, unseen = make_corpora(base, args.per_language, args.unseen_per_language, args.keep_corpus)

@@ -41,7 +41,7 @@ def test_int8_copy_is_checked_against_float(exported):
 def test_parity_failure_refuses_the_export(trained_small, tmp_path, monkeypatch):
     import langsort.export as stage
 
-    monkeypatch.setattr(stage, "_onnx_outputs", lambda serialized, grids: [np.zeros((len(grids), 2), np.float32)] * 2)
+    monkeypatch.setattr(stage, "_onnx_outputs", lambda serialized, grids: [np.zeros((len(grids), 2), np.float32)])
     with pytest.raises(ExportError, match="differs"):
         export(trained_small.model_dir, str(tmp_path / "bad.onnx"))
     assert not (tmp_path / "bad.onnx").exists()

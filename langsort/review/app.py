@@ -15,7 +15,6 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from pydantic import BaseModel
 
 from langsort import audio, manifest, reviews, storage
 from langsort.review import drawing, media
@@ -24,17 +23,6 @@ from langsort.review.guard import Guard
 
 HERE = Path(__file__).parent
 STATUSES = (manifest.STATUS_OK, manifest.STATUS_UNKNOWN, manifest.STATUS_ERROR)
-
-
-class ReviewIn(BaseModel):
-    """The body of POST /api/reviews."""
-
-    path: str
-    language: str
-    start_s: float | None = None
-    end_s: float | None = None
-    reviewer: str | None = None
-    note: str | None = None
 
 
 def create_app(manifests_dir: str, token: str | None = None, input_root: str | None = None) -> FastAPI:
@@ -136,9 +124,9 @@ def create_app(manifests_dir: str, token: str | None = None, input_root: str | N
         return Response(png, media_type="image/png")
 
     @app.post("/api/reviews", status_code=201)
-    def add_review(body: ReviewIn):
+    def add_review(body: reviews.Review):
         try:
-            row = catalog.record(reviews.Review(**body.model_dump()))
+            row = catalog.record(body)
         except reviews.UnknownRecording as exc:
             raise HTTPException(404, str(exc)) from None
         except reviews.ReviewError as exc:
