@@ -322,6 +322,7 @@ def label(
     from langsort import label as stage
     from langsort.lock import ManifestLock
     from langsort.model import read_model_info
+    from langsort.predict import check_runs
     from langsort.parts import STATE_DIR
     from langsort.registry import resolve
     from langsort.runtime import init_ray
@@ -332,7 +333,7 @@ def label(
     _check_out_folder(out)
     model = resolve(model)
     _check_model_path(model)
-    read_model_info(model)  # a bad --model is a one-line error before Ray starts
+    check_runs(read_model_info(model))  # a bad --model is a one-line error before Ray starts
     with ManifestLock(out, STATE_DIR):  # a second run into --out stops here, before Ray starts
         init_ray(address, _local_cpus(address, cpus), worker_logs=False)
         summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,

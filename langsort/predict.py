@@ -13,6 +13,18 @@ from langsort import manifest, storage
 from langsort.model import ModelFileError, ModelInfo
 
 
+def check_runs(model: ModelInfo) -> None:
+    """Refuse, in one line and before any worker tries, a model ONNX Runtime cannot load
+    (an operator it does not know, a broken graph)."""
+    try:
+        OnnxPredictor(model)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # onnxruntime raises its own exception types for every kind of failure
+        reason = " ".join(str(exc).split())[:200]
+        raise ModelFileError(f"{model.path}: ONNX Runtime cannot run this model ({reason})") from None
+
+
 class OnnxPredictor:
     """Batch callable: pandas rows with a `grid` column -> rows with p_<label> and, when the
     model has the per-column output, `columns` (float32 bytes [columns, labels]: evidence for

@@ -103,7 +103,7 @@ def write_tiny_model(path, labels=("maya", "spanish")) -> str:
     import onnx
     from onnx import TensorProto, helper
 
-    from langsort.export import METADATA_KEY
+    from langsort.model import METADATA_KEY
     from langsort.features import SpectrogramParams
     from langsort.segment import SegmentParams
 

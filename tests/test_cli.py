@@ -2,9 +2,11 @@
 
 import os
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from langsort import synth
 from langsort.cli import app
 
 
@@ -172,3 +174,52 @@ def test_label_ends_with_the_total_time_and_what_to_do_next(run, ray_local, tiny
     labelled, following = output.strip().splitlines()[-2:]
     assert labelled.startswith("labelled 1 files") and " in " in labelled
     assert following == f"next: langsort report {out} | langsort sort {out} --dest SORTED | langsort review {out}"
+
+
+def with_metadata(tiny_model: str, target, change) -> str:
+    """A copy of the tiny model whose langsort metadata is change(metadata)."""
+    import json
+
+    import onnx
+
+    from langsort.model import METADATA_KEY
+
+    proto = onnx.load(tiny_model)
+    props = {p.key: p.value for p in proto.metadata_props}
+    onnx.helper.set_model_props(proto, {**props, METADATA_KEY: json.dumps(change(json.loads(props[METADATA_KEY])))})
+    onnx.save(proto, str(target))
+    return str(target)
+
+
+BAD_METADATA = {
+    "a list": (lambda m: [m], "must be an object"),
+    "no labels": (lambda m: {k: v for k, v in m.items() if k != "labels"}, "lacks labels"),
+    "no spectrogram": (lambda m: {k: v for k, v in m.items() if k != "spectrogram"}, "lacks spectrogram"),
+    "an extra key": (lambda m: {**m, "spectrogram": {**m["spectrogram"], "colour": 1}}, "unknown spectrogram"),
+    "hop 0": (lambda m: {**m, "spectrogram": {**m["spectrogram"], "hop_length": 0}}, "must be positive"),
+    "10000 labels": (lambda m: {**m, "labels": [f"l{i}" for i in range(10000)]}, "labels must be"),
+    "a huge grid": (lambda m: {**m, "spectrogram": {**m["spectrogram"], "frames": 10**6}, "grid_shape": None},
+                    "too large"),
+    "three labels for two outputs": (lambda m: {**m, "labels": ["a", "b", "c"]}, "output shape"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_METADATA))
+def test_bad_model_metadata_is_one_line_before_ray_starts(case, run, tmp_path, no_ray, tiny_model):
+    change, words = BAD_METADATA[case]
+    (tmp_path / "in").mkdir()
+    synth.write(str(tmp_path / "in" / "a.wav"), np.zeros(16000, np.float32))
+    model = with_metadata(tiny_model, tmp_path / "bad.onnx", change)
+    assert_one_line_error(*run("label", str(tmp_path / "in"), "--model", model, "--out", str(tmp_path / "m")), words)
+
+
+def test_a_model_onnx_runtime_cannot_run_is_one_line_before_ray_starts(run, tmp_path, no_ray, tiny_model):
+    import onnx
+
+    proto = onnx.load(tiny_model)
+    proto.graph.node[0].op_type = "NoSuchOperator"
+    onnx.save(proto, str(tmp_path / "odd.onnx"))
+    (tmp_path / "in").mkdir()
+    synth.write(str(tmp_path / "in" / "a.wav"), np.zeros(16000, np.float32))
+    assert_one_line_error(*run("label", str(tmp_path / "in"), "--model", str(tmp_path / "odd.onnx"),
+                               "--out", str(tmp_path / "m")), "ONNX Runtime cannot run")
