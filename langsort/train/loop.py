@@ -110,6 +110,7 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
         backbone=options.backbone, weights=weights, labels=labels, grid_shape=list(spec.grid_shape),
         image_size=image_size, epochs=options.epochs, batch_size=options.batch_size,
         learning_rate=options.learning_rate, patience=options.patience, seed=options.seed,
+        steps_per_epoch=math.ceil(datasets[train_data.TRAIN].count() / options.batch_size / workers),
         class_weight=class_weight, threads=options.cpus_per_worker or max(1, cpus // workers), progress=progress,
     )
     os.makedirs(model_dir, exist_ok=True)
@@ -169,9 +170,14 @@ def _worker_loop(config: dict) -> None:
                             config["image_size"], config["weights"])
 
     def compile_for(learning_rate: float, backbone_trainable: bool) -> None:
+        """Adam on a short warm-up, then cosine decay to the last epoch: from scratch on a
+        few hundred clips, a constant rate kept validation loss jumping between epochs."""
         model.backbone.trainable = backbone_trainable
+        steps = max(1, config["steps_per_epoch"] * config["epochs"])
+        schedule = tf_keras.optimizers.schedules.CosineDecay(
+            learning_rate / 10, decay_steps=steps, warmup_target=learning_rate, warmup_steps=min(steps // 10, 200))
         with strategy.scope():
-            model.compile(optimizer=tf_keras.optimizers.Adam(learning_rate),
+            model.compile(optimizer=tf_keras.optimizers.Adam(schedule),
                           loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     # pretrained: the head learns on a frozen backbone first, then everything fine-tunes slowly
