@@ -116,12 +116,6 @@ def read_blocks(
                 yield tail
 
 
-def read(source, sample_rate: int, start_s: Seconds = 0.0, end_s: Seconds | None = None) -> np.ndarray:
-    """The whole span as one array: for short files and tests, never for archives."""
-    blocks = list(read_blocks(source, sample_rate, start_s, end_s))
-    return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
-
-
 def spans(duration_s: Seconds, span_s: Seconds) -> list[tuple[Seconds, Seconds]]:
     """Cut a recording into equal work spans no longer than `span_s`, so one long
     recording becomes several tasks instead of one giant one."""

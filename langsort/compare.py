@@ -190,7 +190,7 @@ def render_text(rows: list[dict], best: dict) -> str:
 
 
 def write_html(rows: list[dict], best: dict, out: str) -> str:
-    from langsort.report import figure_png
+    from langsort.plots import figure_png
 
     def draw(ax):
         x = np.arange(len(rows))

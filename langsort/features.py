@@ -146,11 +146,6 @@ def _decibels(power: np.ndarray) -> np.ndarray:
     return out
 
 
-def log_mel(samples: np.ndarray, params: SpectrogramParams) -> np.ndarray:
-    """Log-mel of a whole array, [frames, n_mels] dB."""
-    return LogMelStream(params).push(samples)[0]
-
-
 def clip_grid(mel_db: np.ndarray, params: SpectrogramParams) -> np.ndarray:
     """A clip's log-mel frames [T, n_mels] -> uint8 grid [n_mels, frames], peak-normalised.
 

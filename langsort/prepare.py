@@ -21,9 +21,17 @@ from langsort import __version__, audio, manifest
 from langsort.clips import ClipConfig, SpanResult, SpanWork, cut_spans, file_status, probe_files
 from langsort.corpus import InputFile, discover, labels_of
 from langsort.features import SpectrogramParams, grid_to_png
-from langsort.reviews import ReviewedRecording
 
 PREPARED_META = "prepared.json"
+
+
+@dataclass(frozen=True)
+class ExtraRecording:
+    """A labelled recording from outside the LABELLED tree (a reviewer's decision, see
+    langsort.reviews): the whole file (windows None) or only the given stretches."""
+
+    file: InputFile
+    windows: tuple[tuple[float, float], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +100,7 @@ def prepare(
     labelled: bool = True,
     save_png: bool = False,
     progress: bool = True,
-    reviewed: list[ReviewedRecording] = (),
+    reviewed: list[ExtraRecording] = (),
 ) -> PrepareSummary:
     """Prepare a corpus with Ray tasks; writes files.parquet, clips.parquet, prepared.json.
     `reviewed` adds recordings people labelled in `langsort review` (reviews.training_inputs)."""

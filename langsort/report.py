@@ -6,9 +6,7 @@ plots and every file named (MANIFESTS/report.html)."""
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import os
 
 import numpy as np
@@ -16,8 +14,9 @@ import pandas as pd
 
 from langsort import manifest, report_files, reviews
 from langsort.errors import LangsortError
+from langsort.metrics import summarize
 from langsort.parts import input_root_of
-from langsort.train.evaluate import summarize
+from langsort.plots import figure_png
 
 HTML_NAME = "report.html"
 BINS = np.linspace(0.0, 1.0, 11)
@@ -104,26 +103,6 @@ def render_text(report: dict) -> str:
         lines.append("  confusion (rows truth, columns predicted): " + " | ".join(t["labels"]))
         lines += [f"  {label:<16} {' '.join(f'{v:>6}' for v in row)}" for label, row in zip(t["labels"], t["confusion"])]
     return "\n".join(lines)
-
-
-def figure_png(draw, size: tuple[float, float] = (5.5, 3.2), save_to: str | None = None) -> str:
-    """A matplotlib figure drawn by `draw(ax)` as an inline <img> (self-contained HTML),
-    also written to `save_to` when given."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=size)
-    draw(ax)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
-    if save_to:
-        with open(save_to, "wb") as f:
-            f.write(buffer.getvalue())
-    return f'<img src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}">'
 
 
 def render_html(report: dict, title: str, files_html: str = "") -> str:

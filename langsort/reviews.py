@@ -135,21 +135,15 @@ def agreement(files: pd.DataFrame, reviews: pd.DataFrame) -> dict:
                 disagreements=[dict(model=a, reviewer=b, files=n) for (a, b), n in pairs.most_common() if a != b])
 
 
-@dataclass(frozen=True)
-class ReviewedRecording:
-    """A reviewed recording as labelled training data: the whole file (windows None) or
-    the stretches a reviewer gave this language."""
-
-    file: InputFile
-    windows: tuple[tuple[float, float], ...] | None = None
-
-
-def training_inputs(manifests_dir: str, input_root: str) -> list[ReviewedRecording]:
-    """Reviewed recordings in a model language, one entry per (recording, language).
+def training_inputs(manifests_dir: str, input_root: str) -> list:
+    """Reviewed recordings in a model language, one prepare.ExtraRecording per (recording,
+    language).
 
     Where a recording has stretch decisions they are used and its whole-file decision is
     not: a person who marked stretches said precisely where each language is.
     """
+    from langsort.prepare import ExtraRecording
+
     if not storage.exists(path_of(manifests_dir)):
         raise LangsortError(f"no {manifest.REVIEWS_NAME} in {manifests_dir}: review recordings with langsort review first")
     decisions = latest(load(manifests_dir))
@@ -165,5 +159,5 @@ def training_inputs(manifests_dir: str, input_root: str) -> list[ReviewedRecordi
                        if len(stretches) else None)
             file = InputFile(source=storage.join(input_root, path), path=f"{REVIEWED_PREFIX}/{language}/{path}",
                              label=language)
-            out.append(ReviewedRecording(file, windows))
+            out.append(ExtraRecording(file, windows))
     return out

@@ -42,13 +42,9 @@ def _vad():
     return _session
 
 
-def speech_share(samples: np.ndarray, sample_rate: int) -> float:
-    """Fraction of the 32 ms windows of `samples` that hold speech (0 when too short to score)."""
-    return speech_shares([samples], sample_rate)[0]
-
-
 def speech_shares(excerpts: list[np.ndarray], sample_rate: int, batch: int = 64) -> list[float]:
-    """`speech_share` of many excerpts, scored side by side: the model takes a batch, and one
+    """Fraction of the 32 ms windows of each excerpt that hold speech (0 when too short to
+    score), excerpts scored side by side: the model takes a batch, and one
     call for 8+ excerpts costs about a third per window of one call each (measured here)."""
     shares = []
     for first in range(0, len(excerpts), batch):

@@ -1,10 +1,15 @@
 import numpy as np
 import pytest
 
-from langsort.features import LogMelStream, _mel_basis, SpectrogramParams, clip_grid, grid_to_png, log_mel
+from langsort.features import LogMelStream, _mel_basis, SpectrogramParams, clip_grid, grid_to_png
 
 PARAMS = SpectrogramParams()
 
+
+
+def log_mel(samples, params):
+    """The whole array's log-mel in one push."""
+    return LogMelStream(params).push(samples)[0]
 
 def tone(seconds: float, freq: float = 440.0, rate: int = 16000) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate

@@ -131,7 +131,8 @@ def test_two_worker_ray_train_run_writes_a_complete_model_dir(trained_small):
 
 
 def test_chance_level_predictions_are_recognised():
-    from langsort.train.evaluate import summarize, why_not_learned
+    from langsort.metrics import summarize
+    from langsort.train.evaluate import why_not_learned
 
     labels = ["maya", "spanish"]
     truth = np.array([0] * 20 + [1] * 20)

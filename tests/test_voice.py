@@ -13,15 +13,15 @@ def test_speech_scores_high_and_music_and_hiss_low(speech_cache):
     speech = at_vad_rate(speech_cache("maya", 6.0))[voice.VAD_RATE : voice.VAD_RATE * 5 // 2]  # 1.5 s
     music = at_vad_rate(synth.music(1.5, rng))
     hiss = 0.05 * rng.standard_normal(voice.VAD_RATE * 3 // 2).astype(np.float32)
-    assert voice.speech_share(speech, voice.VAD_RATE) >= 0.5
-    assert voice.speech_share(music, voice.VAD_RATE) < 0.2
-    assert voice.speech_share(hiss, voice.VAD_RATE) < 0.2
+    assert voice.speech_shares([speech], voice.VAD_RATE)[0] >= 0.5
+    assert voice.speech_shares([music], voice.VAD_RATE)[0] < 0.2
+    assert voice.speech_shares([hiss], voice.VAD_RATE)[0] < 0.2
 
 
 def test_other_rates_are_resampled_and_tiny_excerpts_score_zero(speech_cache):
     speech = speech_cache("spanish", 4.0)[synth.ESPEAK_RATE : synth.ESPEAK_RATE * 5 // 2]
-    assert voice.speech_share(speech, synth.ESPEAK_RATE) >= 0.5
-    assert voice.speech_share(np.zeros(100, np.float32), voice.VAD_RATE) == 0.0
+    assert voice.speech_shares([speech], synth.ESPEAK_RATE)[0] >= 0.5
+    assert voice.speech_shares([np.zeros(100, np.float32)], voice.VAD_RATE)[0] == 0.0
 
 
 def test_loudest_excerpt_finds_the_loud_part():
@@ -37,7 +37,7 @@ def test_excerpts_scored_together_score_as_they_do_alone(speech_cache):
     speech = at_vad_rate(speech_cache("spanish", 4.0))
     excerpts = [speech[: voice.VAD_RATE * 3 // 2], at_vad_rate(synth.music(1.0, rng)), speech[: voice.WINDOW * 3],
                 np.zeros(10, np.float32)]
-    alone = [voice.speech_share(e, voice.VAD_RATE) for e in excerpts]
+    alone = [voice.speech_shares([e], voice.VAD_RATE)[0] for e in excerpts]
     together = voice.speech_shares(excerpts, voice.VAD_RATE, batch=3)
     assert together == alone
     assert alone[0] >= 0.5 and alone[1] < 0.2 and alone[3] == 0.0

@@ -115,20 +115,22 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     )
     os.makedirs(model_dir, exist_ok=True)
     storage = tempfile.mkdtemp(prefix="ray-train-", dir=os.path.abspath(model_dir))
-    trainer = TensorflowTrainer(
-        _worker_loop,
-        train_loop_config=config,
-        scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": options.cpus_per_worker or 1}),
-        run_config=RunConfig(name="langsort-train", storage_path=storage,
-                             checkpoint_config=CheckpointConfig(num_to_keep=1)),
-        datasets=datasets,
-    )
-    result = trainer.fit()
-    with result.checkpoint.as_directory() as checkpoint:
-        shutil.copy(os.path.join(checkpoint, WEIGHTS), os.path.join(model_dir, WEIGHTS))
-        with open(os.path.join(checkpoint, HISTORY)) as f:
-            history = json.load(f)
-    shutil.rmtree(storage, ignore_errors=True)
+    try:  # Ray Train's run folder goes, whether training finished or failed
+        trainer = TensorflowTrainer(
+            _worker_loop,
+            train_loop_config=config,
+            scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": options.cpus_per_worker or 1}),
+            run_config=RunConfig(name="langsort-train", storage_path=storage,
+                                 checkpoint_config=CheckpointConfig(num_to_keep=1)),
+            datasets=datasets,
+        )
+        result = trainer.fit()
+        with result.checkpoint.as_directory() as checkpoint:
+            shutil.copy(os.path.join(checkpoint, WEIGHTS), os.path.join(model_dir, WEIGHTS))
+            with open(os.path.join(checkpoint, HISTORY)) as f:
+                history = json.load(f)
+    finally:
+        shutil.rmtree(storage, ignore_errors=True)
 
     seconds = time.perf_counter() - started
     model_meta = ModelMeta(
