@@ -20,7 +20,7 @@ import numpy as np
 
 from langsort import synth
 from langsort.aggregate import DEFAULT_THRESHOLD
-from langsort.train import BATCH_SIZE, EPOCHS, INITIAL_WEIGHTS
+from langsort.train import BATCH_SIZE, EPOCHS, IMAGE_SIZE, INITIAL_WEIGHTS
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class RunSettings:
     weights: str = INITIAL_WEIGHTS
     epochs: int = EPOCHS
     patience: int = 3
-    image_size: int = 224
+    image_size: int = IMAGE_SIZE
     batch_size: int = BATCH_SIZE
     augment: int = 2
     threshold: float = DEFAULT_THRESHOLD

@@ -12,4 +12,5 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hides the CUDA probe noise
 # training defaults, here so the CLI and `run` share them without importing the training loop
 EPOCHS = 10  # at 224 px: the accuracy bench's targets hold and training takes 15 min on 2 cores
 BATCH_SIZE = 16
+IMAGE_SIZE = 224  # spectrogram time columns and CNN image side, as the published method
 INITIAL_WEIGHTS = "auto"  # ImageNet weights when Keras can load them (cache or download), else from scratch
