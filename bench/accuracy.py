@@ -25,7 +25,7 @@ import os
 import shutil
 
 import numpy as np
-from common import Stopwatch, out_dir, shared_texts
+from common import Stopwatch, out_dir, split_texts
 
 from langsort import synth
 from langsort.prepare import PrepareConfig, prepare
@@ -45,12 +45,7 @@ def figures(name: str, metrics: dict) -> str:
 def make_corpora(base: str, per_language: int, unseen_per_language: int, keep: bool) -> tuple[str, str]:
     """The training corpus (seen voices) and the unseen-voices corpus, from disjoint sentences."""
     corpus, unseen = os.path.join(base, "corpus"), os.path.join(base, "unseen")
-    texts = shared_texts()
-    if texts is None:
-        raise SystemExit("../shared/corpus-text not found beside the repository")
-    cut = {language: int(len(lines) * 0.75) for language, lines in texts.items()}
-    train_text = {language: lines[: cut[language]] for language, lines in texts.items()}
-    held_out_text = {language: lines[cut[language]:] for language, lines in texts.items()}
+    train_text, held_out_text = split_texts()
     if not (keep and os.path.isdir(corpus)):
         shutil.rmtree(base, ignore_errors=True)
         synth.labelled_corpus(corpus, per_language, (20, 90), seed=1, variants=SEEN_VOICES, texts=train_text)
@@ -128,15 +123,12 @@ def little(per_language: int, archive_per_language: int) -> None:
     from langsort.pipeline import RunSettings, run
 
     base = out_dir("accuracy_little")
-    texts = shared_texts()
-    if texts is None:
-        raise SystemExit("../shared/corpus-text not found beside the repository")
-    cut = {language: int(len(lines) * 0.75) for language, lines in texts.items()}
+    train_text, held_out_text = split_texts()
     shutil.rmtree(base, ignore_errors=True)
     labelled, unsorted = os.path.join(base, "labelled"), os.path.join(base, "unsorted")
     synth.labelled_corpus(labelled, per_language, (20, 90), seed=3, variants=SEEN_VOICES,
-                          texts={language: lines[: cut[language]] for language, lines in texts.items()})
-    truth = little_archive(unsorted, archive_per_language, {l: lines[cut[l]:] for l, lines in texts.items()})
+                          texts=train_text)
+    truth = little_archive(unsorted, archive_per_language, held_out_text)
     init_ray()
     with Stopwatch() as whole:
         run(labelled, unsorted, os.path.join(base, "out"), RunSettings(weights="none"), progress=False,

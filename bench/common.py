@@ -30,6 +30,17 @@ def shared_texts() -> dict[str, list[str]] | None:
     return texts
 
 
+def split_texts(training_share: float = 0.75) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """(training sentences, held-out sentences) per language: benches never test on a
+    sentence they trained on. Stops when ../shared/corpus-text is not beside the repo."""
+    texts = shared_texts()
+    if texts is None:
+        raise SystemExit("../shared/corpus-text not found beside the repository")
+    cut = {language: int(len(lines) * training_share) for language, lines in texts.items()}
+    return ({language: lines[: cut[language]] for language, lines in texts.items()},
+            {language: lines[cut[language]:] for language, lines in texts.items()})
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

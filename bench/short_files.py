@@ -17,7 +17,7 @@ import shutil
 import numpy as np
 import pandas as pd
 from accuracy import UNSEEN_VOICES, trained_model
-from common import out_dir, shared_texts
+from common import out_dir, split_texts
 
 from langsort import synth
 from langsort.label import label
@@ -53,10 +53,7 @@ def main() -> None:
     parser.add_argument("--per-language", type=int, default=15)
     args = parser.parse_args()
     base = out_dir("short_files")
-    texts = shared_texts()
-    if texts is None:
-        raise SystemExit("../shared/corpus-text not found beside the repository")
-    held_out = {language: lines[int(len(lines) * 0.75):] for language, lines in texts.items()}
+    _, held_out = split_texts()
     recordings = os.path.join(base, "recordings")
     shutil.rmtree(recordings, ignore_errors=True)
     truth = make_short_files(recordings, args.per_language, held_out)

@@ -23,7 +23,7 @@ import shutil
 import numpy as np
 import pandas as pd
 from accuracy import SEEN_VOICES, UNSEEN_VOICES, trained_model
-from common import Stopwatch, out_dir, shared_texts
+from common import Stopwatch, out_dir, split_texts
 from scipy.signal import butter, sosfilt
 
 from langsort import synth
@@ -136,10 +136,7 @@ def main() -> None:
     parser.add_argument("--keep-recordings", action="store_true", help="reuse the recordings of an earlier run")
     args = parser.parse_args()
     base = out_dir("timeline")
-    texts = shared_texts()
-    if texts is None:
-        raise SystemExit("../shared/corpus-text not found beside the repository")
-    held_out = {language: lines[int(len(lines) * 0.75):] for language, lines in texts.items()}
+    _, held_out = split_texts()
     recordings, truth_csv = os.path.join(base, "recordings"), os.path.join(base, "truth.csv")
     if args.keep_recordings and os.path.isfile(truth_csv):
         truth = pd.read_csv(truth_csv)
