@@ -251,9 +251,8 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    for needed in ("/usr/bin/chromium", "/usr/bin/chromedriver"):
-        if not os.path.exists(needed):
-            pytest.skip(f"{needed} is missing: scripts/setup installs Debian's chromium and chromium-driver")
+    for needed in ("/usr/bin/chromium", "/usr/bin/chromedriver"):  # a missing browser is a failed setup, not a pass
+        assert os.path.exists(needed), f"{needed} is missing: scripts/setup installs Debian's chromium and chromium-driver"
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000",
