@@ -6,11 +6,12 @@ applied to each column, see langsort.export), so a 15 s clip yields several wind
 couple of seconds at no extra inference cost. Models without that output give one window
 per clip.
 
-Smoothing is a two-state-or-more Viterbi path over the windows in time order: each window
-votes with its duration-weighted log-probabilities, and every change of language pays a
-penalty, so a switch needs sustained evidence and one short confident window cannot split
-a monolingual recording. A change across a pause (a gap between clips) pays less, so
-boundaries snap to pauses where there is one. Pure numpy: the label driver runs it per file.
+Smoothing is a Viterbi path (one state per language) over the windows in time order: each
+window votes with its duration-weighted log-probabilities, and every change of language
+pays a penalty, so a switch needs sustained evidence and one short confident window cannot
+split a monolingual recording. A change across a gap between clips pays less, and a change
+inside a clip then moves to the longest pause nearby, so boundaries land in pauses where
+there is one. Pure numpy: the label driver runs it per file; bench/timeline.py scores it.
 """
 
 from __future__ import annotations
