@@ -35,6 +35,11 @@ class ClipConfig:
     # for training data, where clips keep the segment's minimum
     short_speech_seconds: float = 0.0
 
+    @property
+    def shortest_clip_s(self) -> float:
+        """The shortest speech this configuration turns into a clip."""
+        return self.short_speech_seconds or self.segment.min_seconds
+
 
 @dataclass
 class SpanWork:
@@ -170,10 +175,9 @@ def _cut_span(work: SpanWork, config: ClipConfig, speech: SpeechCheck) -> SpanRe
     return result
 
 
-def no_clip_reason(info: audio.AudioInfo, longest_dropped_s: float, not_speech_clips: int,
-                   segment: SegmentParams) -> str:
+def no_clip_reason(info: audio.AudioInfo, longest_dropped_s: float, not_speech_clips: int, minimum: float) -> str:
     """Why a readable file gave no clip: too short, not speech, speech too short, or silence."""
-    minimum, longest = segment.min_seconds, longest_dropped_s
+    longest = longest_dropped_s
     if info.duration_s < minimum:
         return f"too short: {info.duration_s:.1f} s is below the {minimum:g} s minimum clip"
     if not_speech_clips:
@@ -240,10 +244,11 @@ def probe_files(files: list[InputFile], hash_content: bool = False) -> list[Prob
 
 
 def file_status(error: str | None, n_clips: int, info: audio.AudioInfo | None, longest_dropped_s: float,
-                not_speech_clips: int, segment: SegmentParams) -> tuple[str, str | None]:
+                not_speech_clips: int, config: ClipConfig) -> tuple[str, str | None]:
     """(status, reason) of a file from what its spans gave: error, unknown (no clip), or ok."""
     if error:
         return manifest.STATUS_ERROR, error
     if n_clips == 0:
-        return manifest.STATUS_UNKNOWN, no_clip_reason(info, longest_dropped_s, not_speech_clips, segment)
+        return manifest.STATUS_UNKNOWN, no_clip_reason(info, longest_dropped_s, not_speech_clips,
+                                                       config.shortest_clip_s)
     return manifest.STATUS_OK, None

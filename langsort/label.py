@@ -30,7 +30,6 @@ from langsort.model import ModelInfo, read_model_info
 from langsort.lock import ManifestLock
 from langsort.parts import CONTENT_COLUMN, STATE_DIR, LabelSummary, PartStore, rebuild_manifests, record_run
 from langsort.predict import OnnxPredictor
-from langsort.segment import SegmentParams
 
 PROBES_PER_TASK = 32
 SPANS_PER_TASK = 64  # at most: bounded task outputs and little work lost with a killed worker
@@ -66,7 +65,7 @@ def span_rows(items: list[dict], config: ClipConfig) -> list[dict]:
     return rows
 
 
-def file_row(probe: Probe, clips: list[dict], spans: list[dict], model: ModelInfo, segment: SegmentParams,
+def file_row(probe: Probe, clips: list[dict], spans: list[dict], model: ModelInfo, config: ClipConfig,
              threshold: float) -> dict:
     """The files.parquet row for one file from its clip rows (with p_ columns) and span markers."""
     labels = model.labels
@@ -78,7 +77,7 @@ def file_row(probe: Probe, clips: list[dict], spans: list[dict], model: ModelInf
     span_errors = [s["error"] for s in spans if s["error"]]
     status, reason = file_status(
         probe.error or (span_errors[0] if span_errors else None), len(clips), info,
-        max((s["longest_dropped_s"] for s in spans), default=0.0), sum(s["not_speech_clips"] for s in spans), segment,
+        max((s["longest_dropped_s"] for s in spans), default=0.0), sum(s["not_speech_clips"] for s in spans), config,
     )
     if status != manifest.STATUS_OK:
         return dict(row, status=status, error=reason, n_clips=0)
@@ -206,7 +205,7 @@ class Job:
         stamp = {CONTENT_COLUMN: probe.sha256}
         path, labels = probe.file.path, self.model.labels
         found = timeline_of(clips, labels, self.timeline) if clips else []
-        file = with_timeline(file_row(probe, clips, spans, self.model, self.config.segment, self.threshold),
+        file = with_timeline(file_row(probe, clips, spans, self.model, self.config, self.threshold),
                              found, labels, self.timeline.min_share)
         return {"files": [dict(file, **stamp)],
                 "clips": [dict(c, **stamp) for c in clip_rows(path, clips, self.model)],

@@ -72,7 +72,7 @@ def assemble(
     n_clips = sum(1 for c in clip_rows if c["augment"] == 0)
     originals = [r for r in results if r.copy == 0]
     status, reason = file_status(error, n_clips, info, max((r.longest_dropped_s for r in originals), default=0.0),
-                                 sum(r.not_speech_clips for r in originals), config.segment)
+                                 sum(r.not_speech_clips for r in originals), config)
     row = {**row, "status": status, "n_clips": n_clips, "error": reason}
     return row, clip_rows if status == manifest.STATUS_OK else []
 

@@ -81,7 +81,9 @@ def test_label_writes_the_spec_manifests_with_a_row_per_file(ray_local, onnx_mod
     by_path = files.set_index("path")
     for bad in ("empty.wav", "notes.txt", "broken.mp3"):
         assert by_path.status[bad] == "error" and len(by_path.error[bad]) > 5
+    # labelling turns speech down to 1.5 s into a clip, and says that is the minimum
     assert by_path.status["tiny.wav"] == "unknown" and "too short" in by_path.error["tiny.wav"]
+    assert "1.5 s minimum" in by_path.error["tiny.wav"]
     assert by_path.n_clips["short.wav"] == 1 and by_path.status["short.wav"] in ("ok", "unknown")
     assert by_path.status["silence.wav"] == "unknown" and "no speech" in by_path.error["silence.wav"]
     speech = ["a/one.wav", "a/two.flac", "b/c/three.mp3", "four.ogg"]

@@ -120,15 +120,14 @@ def test_label_finishes_on_a_fifo_and_a_link_to_dev_zero(ray_local, tiny_model, 
 
 def test_duration_is_what_was_decoded_not_what_the_header_claims(tiny_model):
     from langsort.audio import AudioInfo
-    from langsort.clips import Probe
+    from langsort.clips import ClipConfig, Probe
     from langsort.corpus import InputFile
     from langsort.label import file_row
     from langsort.model import read_model_info
-    from langsort.segment import SegmentParams
 
     probe = Probe(InputFile("liar.flac", "liar.flac"), AudioInfo(62500.0, 16000, 1), None, "sha")
     spans = [dict(error=None, longest_dropped_s=0.0, not_speech_clips=0, decoded_s=6.0)]
-    row = file_row(probe, [], spans, read_model_info(tiny_model), SegmentParams(), 0.6)
+    row = file_row(probe, [], spans, read_model_info(tiny_model), ClipConfig(), 0.6)
     assert row["duration_s"] == 6.0
 
 
