@@ -332,7 +332,6 @@ def label(
     _check_input(input)
     _check_out_folder(out)
     model = resolve(model)
-    _check_model_path(model)
     check_runs(read_model_info(model))  # a bad --model is a one-line error before Ray starts
     with ManifestLock(out, STATE_DIR):  # a second run into --out stops here, before Ray starts
         init_ray(address, _local_cpus(address, cpus), worker_logs=False)
@@ -342,16 +341,6 @@ def label(
     typer.echo(f"labelled {summary.files} files ({summary.labelled_now} now, {summary.reused} already done) in "
                f"{time.perf_counter() - started:.0f} s: {counts} -> {out}")
     typer.echo(f"next: langsort report {out} | langsort sort {out} --dest SORTED | langsort review {out}")
-
-
-def _check_model_path(model: str) -> None:
-    """A model folder instead of its .onnx file: say which file to give."""
-    from langsort.registry import MODEL_FILE
-
-    if os.path.isdir(model):
-        inside = os.path.join(model, MODEL_FILE)
-        hint = f"did you mean --model {inside}?" if os.path.isfile(inside) else "give the .onnx file from langsort export"
-        raise UserError(f"--model {model} is a folder: {hint}")
 
 
 @app.command("sort")

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from langsort.model import MODEL_FILE
 from langsort.train import loop
 
 TRIALS_DIR = "trials"
@@ -62,7 +63,7 @@ def trials_at_once(n_trials: int, cpus: int, requested: int | None = None) -> tu
 
 
 def _finished(model_dir: str) -> bool:
-    return all(os.path.isfile(os.path.join(model_dir, name)) for name in (loop.MODEL_JSON, "model.onnx"))
+    return all(os.path.isfile(os.path.join(model_dir, name)) for name in (loop.MODEL_JSON, MODEL_FILE))
 
 
 def run_trial(config: dict) -> dict:
@@ -113,8 +114,8 @@ def trial_row(trial: Trial, model_dir: str, threads: int) -> dict:
         clip_accuracy=test["clip"]["accuracy"], file_accuracy=test["file"]["accuracy"], macro_f1=test["clip"]["macro_f1"],
         recall={label: c["recall"] for label, c in test["clip"]["per_class"].items()},
         validation_macro_f1=validation["clip"]["macro_f1"], validation_accuracy=validation["clip"]["accuracy"],
-        onnx_clips_per_second=onnx_clips_per_second(os.path.join(model_dir, "model.onnx"), sample, threads),
-        model=os.path.join(model_dir, "model.onnx"),
+        onnx_clips_per_second=onnx_clips_per_second(os.path.join(model_dir, MODEL_FILE), sample, threads),
+        model=os.path.join(model_dir, MODEL_FILE),
     )
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from langsort import __version__, storage
 from langsort.errors import LangsortError
-from langsort.model import CARD_KEY, METADATA_KEY, model_card
+from langsort.model import CARD_KEY, METADATA_KEY, MODEL_FILE, model_card
 
 PARITY_TOLERANCE = 1e-4
 
@@ -52,7 +52,7 @@ def export(model_dir: str, out_path: str | None = None, quantize: str | None = N
     from langsort.train.loop import SAMPLE, load_model, read_model_meta
 
     meta = read_model_meta(model_dir)
-    out_path = out_path or os.path.join(model_dir, "model.onnx")
+    out_path = out_path or os.path.join(model_dir, MODEL_FILE)
     model = with_column_output(load_model(model_dir, meta))
     sample = np.load(os.path.join(model_dir, SAMPLE))["grids"].astype(np.float32)
     expected = model.predict(sample, verbose=0)

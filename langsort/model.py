@@ -20,6 +20,7 @@ from langsort.errors import LangsortError
 from langsort.features import SpectrogramParams
 from langsort.segment import SegmentParams
 
+MODEL_FILE = "model.onnx"  # what export writes in MODEL_DIR, and the registry keeps per model
 METADATA_KEY = "langsort"
 CARD_KEY = "model_card"
 MAX_LABELS = 1000
@@ -116,9 +117,11 @@ def read_model_info(path: str) -> ModelInfo:
     """Read and validate an exported model: metadata, and graph shapes against it."""
     import onnx
 
-    if storage.is_dir(path) and storage.exists(storage.join(path, "model.onnx")):
-        raise ModelFileError(f"{path} is a folder: give the model file inside it, {storage.join(path, 'model.onnx')}")
-    if not storage.exists(path) or storage.is_dir(path):
+    if storage.is_dir(path):
+        inside = storage.join(path, MODEL_FILE)
+        hint = f"did you mean --model {inside}?" if storage.exists(inside) else "give the .onnx file from langsort export"
+        raise ModelFileError(f"--model {path} is a folder: {hint}")
+    if not storage.exists(path):
         raise ModelFileError(f"model file not found: {path} (give an .onnx file from langsort export or a registry name)")
     data = storage.read_bytes(path)
     try:

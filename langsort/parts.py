@@ -109,22 +109,26 @@ def rebuild_manifests(store: PartStore, paths: list[str], reused: dict[str, list
     files = files[files.path.isin(wanted)].drop_duplicates("path", keep="last").sort_values("path")
     shas = dict(zip(files.path, files[CONTENT_COLUMN]))
     labels = store.model.labels
-    tables = [(files, manifest.label_files_schema(labels), manifest.FILES_NAME)]
+    files_table = _write(store, files, manifest.label_files_schema(labels), manifest.FILES_NAME)
+    storage.write_bytes_atomic(storage.join(store.manifests_dir, manifest.FILES_CSV_NAME),
+                               manifest.csv_bytes(files_table))
     for kind, index, schema, name in (
         ("clips", "clip_index", manifest.label_clips_schema(labels), manifest.CLIPS_NAME),
         ("segments", "segment_index", manifest.label_segments_schema(labels), manifest.SEGMENTS_NAME),
     ):
         rows = frames[kind]
         rows = rows[rows.path.map(shas).eq(rows[CONTENT_COLUMN]) & rows.path.isin(wanted)]
-        tables.append((rows.drop_duplicates(["path", index], keep="last").sort_values(["path", index]), schema, name))
-    for frame, schema, name in tables:
-        tbl = manifest.table(_records(frame, schema.names), schema)
-        manifest.write_atomic(tbl, storage.join(store.manifests_dir, name))
-        if name == manifest.FILES_NAME:
-            storage.write_bytes_atomic(storage.join(store.manifests_dir, manifest.FILES_CSV_NAME), manifest.csv_bytes(tbl))
+        _write(store, rows.drop_duplicates(["path", index], keep="last").sort_values(["path", index]), schema, name)
     counts = files.status.value_counts().to_dict()
     counts.update({f"language:{k}": v for k, v in files.language.value_counts().to_dict().items()})
     return LabelSummary(manifests=store.manifests_dir, files=len(files), counts=counts)
+
+
+def _write(store: PartStore, frame: pd.DataFrame, schema: pa.Schema, name: str) -> pa.Table:
+    """One manifest of `frame`'s rows in `schema`, written atomically beside the parts."""
+    tbl = manifest.table(_records(frame, schema.names), schema)
+    manifest.write_atomic(tbl, storage.join(store.manifests_dir, name))
+    return tbl
 
 
 def _records(frame: pd.DataFrame, columns: list[str]) -> list[dict]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from langsort import synth
 from langsort.aggregate import DEFAULT_THRESHOLD
+from langsort.model import MODEL_FILE
 from langsort.train import BATCH_SIZE, EPOCHS, IMAGE_SIZE, INITIAL_WEIGHTS
 
 
@@ -60,7 +61,7 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
 
     paths = dict(prepared=os.path.join(out, "prepared"), model=os.path.join(out, "model"),
                  manifests=os.path.join(out, "manifests"), sorted=os.path.join(out, "sorted"))
-    onnx_path = os.path.join(paths["model"], "model.onnx")
+    onnx_path = os.path.join(paths["model"], MODEL_FILE)
     stages: dict[str, float] = {}
 
     def stage(name: str, done: bool, action) -> None:

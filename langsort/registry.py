@@ -9,9 +9,8 @@ import os
 import shutil
 
 from langsort import storage
-from langsort.model import ModelInfo, model_card, read_model_info
+from langsort.model import MODEL_FILE, ModelInfo, model_card, read_model_info
 
-MODEL_FILE = "model.onnx"
 CARD_FILE = "MODEL_CARD.md"
 
 
