@@ -21,6 +21,7 @@ from langsort import __version__, audio, manifest
 from langsort.clips import ClipConfig, SpanResult, SpanWork, cut_spans, file_status, probe_files
 from langsort.corpus import InputFile, discover, labels_of
 from langsort.features import SpectrogramParams, grid_to_png
+from langsort.segment import SegmentParams
 
 PREPARED_META = "prepared.json"
 
@@ -28,7 +29,8 @@ PREPARED_META = "prepared.json"
 @dataclass(frozen=True)
 class ExtraRecording:
     """A labelled recording from outside the LABELLED tree (a reviewer's decision, see
-    langsort.reviews): the whole file (windows None) or only the given stretches."""
+    langsort.reviews, or a pseudo-label, see langsort.selftrain): the whole file (windows
+    None) or only the given stretches."""
 
     file: InputFile
     windows: tuple[tuple[float, float], ...] | None = None
@@ -37,6 +39,13 @@ class ExtraRecording:
 @dataclass(frozen=True)
 class PrepareConfig(ClipConfig):
     augment: int = 0  # perturbed copies per labelled recording (training data)
+
+    @classmethod
+    def of_prepared(cls, meta: dict) -> "PrepareConfig":
+        """The configuration a prepared dataset was made with (its prepared.json), to prepare
+        more recordings the same way."""
+        return cls(spectrogram=SpectrogramParams.from_dict(meta["spectrogram"]), segment=SegmentParams(**meta["segment"]),
+                   augment=meta["augment"], seed=meta["seed"])
 
 
 def plan_spans(file: InputFile, info: audio.AudioInfo, config: PrepareConfig,
@@ -94,22 +103,23 @@ class PrepareSummary:
 
 
 def prepare(
-    input_root: str,
+    input_root: str | None,
     out_dir: str,
     config: PrepareConfig = PrepareConfig(),
     labelled: bool = True,
     save_png: bool = False,
     progress: bool = True,
-    reviewed: list[ExtraRecording] = (),
+    extra: list[ExtraRecording] = (),
 ) -> PrepareSummary:
     """Prepare a corpus with Ray tasks; writes files.parquet, clips.parquet, prepared.json.
-    `reviewed` adds recordings people labelled in `langsort review` (reviews.training_inputs)."""
+    `extra` adds recordings from elsewhere: people's decisions in `langsort review`
+    (reviews.training_inputs) or pseudo-labels (selftrain); with no `input_root`, only those."""
     import ray
 
     from langsort.progress import progress_bar
 
-    files = discover(input_root, labelled=labelled) + [r.file for r in reviewed]
-    windows = {r.file.path: r.windows for r in reviewed}
+    files = (discover(input_root, labelled=labelled) if input_root else []) + [r.file for r in extra]
+    windows = {r.file.path: r.windows for r in extra}
     probe_remote = ray.remote(num_cpus=1)(probe_files)
     prepare_remote = ray.remote(num_cpus=1)(cut_spans)
 

@@ -8,10 +8,13 @@ recordings on the training side.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 
+from langsort import manifest
 from langsort.errors import LangsortError
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
@@ -39,6 +42,21 @@ def split_recordings(
             split[path] = TEST if i < n_test else VALIDATION if i < n_test + n_val else TRAIN
     if len({files.loc[files.path == p, "label"].iloc[0] for p in split}) < 2:
         raise LangsortError("training needs at least two languages (LABELLED/<language>/... folders)")
+    return split
+
+
+def train_only_split(prepared_dirs, labels: list[str]) -> dict[str, str]:
+    """path -> train for every usable recording of datasets that only ever train (pseudo-
+    labelled archive files): they never reach validation or test. Their labels must be
+    among the model's."""
+    split = {}
+    for prepared_dir in prepared_dirs:
+        files = pd.read_parquet(os.path.join(prepared_dir, manifest.FILES_NAME))
+        usable = files[files.status == manifest.STATUS_OK]
+        unknown = sorted(set(usable.label) - set(labels))
+        if unknown:
+            raise LangsortError(f"{prepared_dir} has labels the labelled corpus lacks: {', '.join(unknown)}")
+        split.update({path: TRAIN for path in usable.path})
     return split
 
 

@@ -69,8 +69,14 @@ class TrainResult:
     seconds: float
 
 
-def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(), progress: bool = True) -> TrainResult:
-    """Train on a prepared dataset (local Ray or a cluster) and fill MODEL_DIR."""
+def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(), progress: bool = True,
+        train_only: tuple[str, ...] = ()) -> TrainResult:
+    """Train on a prepared dataset (local Ray or a cluster) and fill MODEL_DIR.
+
+    `train_only`: more prepared datasets whose recordings join the training side only
+    (pseudo-labelled archive files, see langsort.selftrain): validation, early stopping and
+    the test figures stay on PREPARED's own recordings, so they remain honest.
+    """
     import ray
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
@@ -95,15 +101,18 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     split = train_data.split_recordings(files, seed=options.seed)
     labels = sorted({files.set_index("path").label[p] for p in split})
     clips_path = os.path.join(prepared_dir, manifest.CLIPS_NAME)
-    clip_index = pd.read_parquet(clips_path, columns=["path", "label", "augment"])
-    train_labels = clip_index[clip_index.path.map(split).eq(train_data.TRAIN)].label.map(labels.index)
+    training_side = {**split, **train_data.train_only_split(train_only, labels)}
+    all_clips = [clips_path] + [os.path.join(d, manifest.CLIPS_NAME) for d in train_only]
+    clip_index = pd.concat([pd.read_parquet(p, columns=["path", "label"]) for p in all_clips])
+    train_labels = clip_index[clip_index.path.map(training_side).eq(train_data.TRAIN)].label.map(labels.index)
     class_weight = train_data.class_weights(train_labels.to_numpy(np.int64), len(labels))
 
     cpus = cluster_cpus()
     workers = options.workers or max(1, cpus // 2)
-    source = ray.data.read_parquet(clips_path).select_columns(["path", "label", "augment", "grid"])
+    source = ray.data.read_parquet(all_clips).select_columns(["path", "label", "augment", "grid"])
     datasets = {
-        side: source.map_batches(train_data.SideFilter(split, side, labels, spec.grid_shape), batch_format="pandas").materialize()
+        side: source.map_batches(train_data.SideFilter(training_side, side, labels, spec.grid_shape),
+                                 batch_format="pandas").materialize()
         for side in (train_data.TRAIN, train_data.VALIDATION)
     }
     config = dict(
@@ -138,7 +147,8 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
         image_size=image_size,
         details=dict(langsort_version=__version__, initial_weights=weights, options=asdict(options),
                      workers=workers, trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                     training_seconds=round(seconds, 1), prepared=os.path.abspath(prepared_dir)),
+                     training_seconds=round(seconds, 1), prepared=os.path.abspath(prepared_dir),
+                     train_only=[os.path.abspath(d) for d in train_only]),
     )
     metrics = finish_model_dir(model_dir, model_meta, split, clips_path, history, options.require_learning)
     return TrainResult(model_dir=model_dir, metrics=metrics, seconds=seconds)
