@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from langsort import selftrain as selftrain_defaults
 from langsort import train as train_defaults
 from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.annotate import AnnotationFormat
@@ -36,6 +37,10 @@ BACKBONE = typer.Option("mobilenet_v2", metavar="[" + "|".join(BACKBONES) + "]",
 WEIGHTS = typer.Option(train_defaults.INITIAL_WEIGHTS, metavar="[auto|imagenet|none|FILE]",
                        help="Initial weights: auto (ImageNet when it can be had, else from scratch, saying which), "
                             "imagenet (downloads), none (from scratch) or a local weights file.")
+ROUNDS = typer.Option(selftrain_defaults.ROUNDS, min=0, help="Self-training rounds on the unlabelled archive "
+                      "(pseudo-label its confident files, train again); 0: the labelled recordings alone.")
+MIN_CONFIDENCE = typer.Option(selftrain_defaults.MIN_CONFIDENCE, min=0.0, max=1.0,
+                              help="File confidence an archive file needs to be pseudo-labelled.")
 THRESHOLD = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0, help="Below this confidence a file is unknown.")
 
 
@@ -118,7 +123,7 @@ def prepare(
         _check_input(str(input))
     init_ray(address, _local_cpus(address, cpus), worker_logs=False)
     summary = stage.prepare(str(input), str(out), config, labelled=labels, save_png=save_png, progress=not quiet,
-                            reviewed=extra)
+                            extra=extra)
     typer.echo(
         f"prepared {summary.files} files ({summary.audio_seconds / 3600:.2f} h): {summary.ok} ok, "
         f"{summary.unknown} without usable speech, {summary.errors} unreadable; {summary.clips} clips -> {out} "
@@ -186,11 +191,16 @@ def train(
     workers: Optional[int] = typer.Option(None, min=1, help="Ray Train workers; default one per two CPUs."),
     learning_rate: float = LEARNING_RATE,
     seed: int = SEED,
+    unlabelled: Optional[str] = typer.Option(None, "--unlabelled", help="An unlabelled archive to learn from too "
+                                             "(self-training: its confidently labelled files join the training side)."),
+    rounds: int = ROUNDS,
+    min_confidence: float = MIN_CONFIDENCE,
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
 ):
     """Fit the backbone on the prepared spectrograms with Ray Train (split by recording)."""
     from langsort.runtime import init_ray
+    from langsort.selftrain import SelfTraining, fit_with_unlabelled
     from langsort.train.backbones import check_backbone, check_weights
     from langsort.train.loop import TrainOptions, fit
 
@@ -200,11 +210,18 @@ def train(
                            image_size=image_size, workers=workers, learning_rate=learning_rate, seed=seed)
     _check_prepared(prepared)
     _check_out_folder(str(out))
+    if unlabelled:
+        _check_input(unlabelled)
     init_ray(address)
-    result = fit(str(prepared), str(out), options, progress=not quiet)
-    test = result.metrics["test"]
+    started = time.perf_counter()
+    if unlabelled and rounds:
+        metrics = fit_with_unlabelled(str(prepared), str(out), options, SelfTraining(unlabelled, rounds, min_confidence),
+                                      progress=not quiet, echo=typer.echo)
+    else:
+        metrics = fit(str(prepared), str(out), options, progress=not quiet).metrics
+    test = metrics["test"]
     typer.echo(
-        f"trained {backbone} in {result.seconds / 60:.1f} min: test clip accuracy {test['clip']['accuracy']:.3f}, "
+        f"trained {backbone} in {(time.perf_counter() - started) / 60:.1f} min: test clip accuracy {test['clip']['accuracy']:.3f}, "
         f"file accuracy {test['file']['accuracy']:.3f}, macro-F1 {test['clip']['macro_f1']:.3f} -> {out}"
     )
 
@@ -431,10 +448,11 @@ def run(
     epochs: int = EPOCHS,
     image_size: int = typer.Option(train_defaults.IMAGE_SIZE, help="Time columns of each spectrogram and the CNN image side."),
     threshold: float = THRESHOLD,
+    rounds: int = ROUNDS,
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
 ):
-    """prepare -> train -> export -> label -> sort, end to end; re-run to resume."""
+    """prepare -> train (with self-training on UNSORTED) -> export -> label -> sort, end to end; re-run to resume."""
     from langsort.pipeline import RunSettings
     from langsort.pipeline import run as run_pipeline
     from langsort.runtime import init_ray
@@ -448,7 +466,7 @@ def run(
     _check_out_folder(str(out))
     init_ray(address)
     settings = RunSettings(backbone=backbone, weights=weights, epochs=epochs, image_size=image_size,
-                           threshold=threshold)
+                           threshold=threshold, self_training_rounds=rounds)
     _print_run(run_pipeline(str(labelled), str(unsorted), str(out), settings, progress=not quiet, echo=typer.echo))
 
 

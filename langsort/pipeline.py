@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from langsort import synth
+from langsort import selftrain, synth
 from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.model import MODEL_FILE
 from langsort.train import BATCH_SIZE, EPOCHS, IMAGE_SIZE, INITIAL_WEIGHTS
@@ -36,6 +36,7 @@ class RunSettings:
     threshold: float = DEFAULT_THRESHOLD
     sort_mode: str = "copy"
     seed: int = 0
+    self_training_rounds: int = selftrain.ROUNDS  # on UNSORTED; 0: the labelled recordings alone
 
 
 @dataclass
@@ -82,8 +83,13 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
     options = loop.TrainOptions(backbone=settings.backbone, weights=settings.weights, epochs=settings.epochs,
                                 patience=settings.patience,
                                 image_size=settings.image_size, batch_size=settings.batch_size, seed=settings.seed)
-    stage("train", os.path.isfile(os.path.join(paths["model"], loop.MODEL_JSON)),
-          lambda: loop.fit(paths["prepared"], paths["model"], options, progress=progress))
+    if settings.self_training_rounds:
+        plan = selftrain.SelfTraining(unsorted, settings.self_training_rounds)
+        train = lambda: selftrain.fit_with_unlabelled(paths["prepared"], paths["model"], options, plan,  # noqa: E731
+                                                      progress=progress, echo=echo)
+    else:
+        train = lambda: loop.fit(paths["prepared"], paths["model"], options, progress=progress)  # noqa: E731
+    stage("train", os.path.isfile(os.path.join(paths["model"], loop.MODEL_JSON)), train)
     stage("export", os.path.isfile(onnx_path), lambda: export_stage.export(paths["model"], onnx_path))
     stage("label", False, lambda: label_stage.label(unsorted, onnx_path, paths["manifests"],
                                                     threshold=settings.threshold, progress=progress))

@@ -1,0 +1,121 @@
+"""Learning from the unlabelled archive itself (self-training, "noisy student").
+
+A team has minutes of labelled speech per language but hours of unlabelled archive. Each
+round, the current model (the teacher) labels the archive; the files it labels confidently,
+as one language, become pseudo-labelled recordings; a new model (the student) trains on the
+labelled corpus plus those, with perturbed copies and SpecAugment on both sides, and becomes
+the next round's teacher. Pseudo-labelled recordings join the training side only
+(`fit(train_only=...)`): validation, early stopping and the test figures stay on the
+labelled recordings. What each round buys is in metrics.json (`self_training`) and in
+bench/accuracy.py --scenario little.
+
+MODEL_DIR/self-training/
+  round-0/model/            the first teacher, trained on the labelled corpus alone
+  round-<r>/labels/         the teacher's manifests of the archive
+  round-<r>/pseudo/         the pseudo-labelled files, prepared like the labelled corpus
+  round-<r>/model/          the student; the last round's model is copied into MODEL_DIR
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+from langsort import storage
+from langsort.corpus import InputFile
+from langsort.model import MODEL_FILE
+
+PSEUDO_PREFIX = "_pseudo"  # pseudo-labelled paths: _pseudo/<language>/<path in the archive>
+ROUNDS = 1
+MIN_CONFIDENCE = 0.9
+WORK_DIR = "self-training"
+
+
+@dataclass(frozen=True)
+class SelfTraining:
+    unlabelled: str  # the archive (a folder tree or an object-store URI)
+    rounds: int = ROUNDS
+    min_confidence: float = MIN_CONFIDENCE  # file confidence a pseudo-label needs
+
+
+def confident_files(files, labels: list[str], min_confidence: float):
+    """The teacher's files.parquet rows (a DataFrame) worth learning from: labelled (`ok`),
+    in one model language, not mixed, at `min_confidence` or more."""
+    from langsort import manifest
+
+    keep = (files.status.eq(manifest.STATUS_OK) & files.language.isin(labels)
+            & files.confidence.ge(min_confidence) & ~files.mixed.fillna(False).astype(bool))
+    return files.loc[keep, ["path", "language", "confidence"]].sort_values("path")
+
+
+def pseudo_recordings(chosen, input_root: str) -> list:
+    """One prepare.ExtraRecording per chosen file, labelled with the teacher's language."""
+    from langsort.prepare import ExtraRecording
+
+    return [ExtraRecording(InputFile(source=storage.join(input_root, path),
+                                     path=f"{PSEUDO_PREFIX}/{language}/{path}", label=language))
+            for path, language in zip(chosen.path, chosen.language)]
+
+
+def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTraining, progress: bool = True,
+                        echo=print):
+    """Teacher on the labelled corpus, then `plan.rounds` rounds of pseudo-labelling the
+    archive and training a student; MODEL_DIR ends up holding the last student. Each step
+    is skipped when its finished output is there, so an interrupted run continues."""
+    import pandas as pd
+
+    from langsort import export, label, manifest
+    from langsort.prepare import PREPARED_META, PrepareConfig, prepare, read_meta
+    from langsort.train import loop
+
+    work = os.path.join(model_dir, WORK_DIR)
+    meta = read_meta(prepared_dir)
+    config = PrepareConfig.of_prepared(meta)
+
+    def model_at(round_index: int) -> str:
+        return os.path.join(work, f"round-{round_index}", "model")
+
+    def trained(folder: str, train_only: tuple[str, ...]) -> dict:
+        if not os.path.isfile(os.path.join(folder, loop.MODEL_JSON)):
+            loop.fit(prepared_dir, folder, options, progress=progress, train_only=train_only)
+        with open(os.path.join(folder, loop.METRICS)) as f:
+            return json.load(f)
+
+    metrics, final, rounds = trained(model_at(0), ()), model_at(0), []
+    for round_index in range(1, plan.rounds + 1):
+        here = os.path.join(work, f"round-{round_index}")
+        onnx = os.path.join(final, MODEL_FILE)
+        if not os.path.isfile(onnx):
+            export.export(final, onnx)
+        labels_dir, pseudo_dir = os.path.join(here, "labels"), os.path.join(here, "pseudo")
+        label.label(plan.unlabelled, onnx, labels_dir, threshold=plan.min_confidence, progress=progress)
+        files = pd.read_parquet(os.path.join(labels_dir, manifest.FILES_NAME))
+        chosen = confident_files(files, meta["labels"], plan.min_confidence)
+        if chosen.empty:
+            echo(f"self-training round {round_index}: no archive file labelled at confidence >= "
+                 f"{plan.min_confidence}; keeping the model of round {round_index - 1}")
+            break
+        if not os.path.isfile(os.path.join(pseudo_dir, PREPARED_META)):
+            prepare(None, pseudo_dir, config, progress=progress, extra=pseudo_recordings(chosen, plan.unlabelled))
+        student = trained(model_at(round_index), (pseudo_dir,))
+        rounds.append(dict(
+            round=round_index, archive_files=len(files), pseudo_labelled=len(chosen),
+            by_language=chosen.language.value_counts().sort_index().to_dict(),
+            teacher_validation=metrics["validation"]["clip"]["accuracy"],
+            student_validation=student["validation"]["clip"]["accuracy"]))
+        echo(f"self-training round {round_index}: {len(chosen)} of {len(files)} archive files pseudo-labelled ("
+             + ", ".join(f"{k} {v}" for k, v in rounds[-1]["by_language"].items())
+             + f"); validation clip accuracy {rounds[-1]['teacher_validation']:.3f} -> "
+               f"{rounds[-1]['student_validation']:.3f}")
+        metrics, final = student, model_at(round_index)
+
+    metrics["self_training"] = rounds
+    with open(os.path.join(final, loop.METRICS), "w") as f:
+        json.dump(metrics, f, indent=2)
+    for name in sorted(os.listdir(final)):  # model.json last: it is what makes MODEL_DIR a model
+        if name != loop.MODEL_JSON and os.path.isfile(os.path.join(final, name)):
+            shutil.copy(os.path.join(final, name), os.path.join(model_dir, name))
+    shutil.copy(os.path.join(final, loop.MODEL_JSON), os.path.join(model_dir, loop.MODEL_JSON))
+    return metrics
