@@ -67,6 +67,18 @@ def test_spec_augment_masks_stripes_and_keeps_the_rest():
     assert 0.5 < masked.mean() < 1.0
 
 
+def test_mel_shift_moves_each_grid_by_at_most_the_given_bands_and_fills_from_the_edge():
+    import tensorflow as tf
+
+    ramp = np.tile(np.arange(128, dtype=np.float32)[:, None], (1, 10))  # band i holds i
+    shifted = train_data.shift_mels(tf.constant(np.stack([ramp] * 64)), max_shift=4).numpy()
+    shifts = 64 - shifted[:, 64, 0]  # the middle band tells each grid's shift
+    assert set(shifts) <= set(range(-4, 5)) and len(set(shifts)) > 3
+    for grid, s in zip(shifted, shifts):
+        assert np.array_equal(grid[:, 0], np.clip(np.arange(128) - s, 0, 127))
+        assert (grid == grid[:, :1]).all()  # time is untouched
+
+
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_each_backbone_builds_with_its_own_preprocessing(name):
     import tf_keras

@@ -18,6 +18,7 @@ from langsort import manifest
 from langsort.errors import LangsortError
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
+MEL_SHIFT = 3  # largest mel-band shift in training (shift_mels); 0: none
 
 
 def split_recordings(
@@ -103,11 +104,26 @@ def class_weights(label_indices: np.ndarray, n_labels: int) -> dict[int, float]:
     return {i: float(total / (n_labels * c)) if c else 0.0 for i, c in enumerate(counts)}
 
 
-def spec_augment(grids, max_time: int = 24, max_freq: int = 16, masks: int = 2, seed=None):
-    """SpecAugment on a batch of grids [batch, mels, frames] (TensorFlow ops, training only):
-    `masks` random time stripes and frequency bands set to the floor (0)."""
+def shift_mels(grids, max_shift: int):
+    """Each grid of a batch [batch, mels, frames] moved up or down the mel axis by up to
+    `max_shift` bands (the edge band fills the gap): a voice with a longer or shorter vocal
+    tract, the cheap way (vocal tract length perturbation on the mel scale)."""
     import tensorflow as tf
 
+    mels = tf.shape(grids)[1]
+    shift = tf.random.uniform([tf.shape(grids)[0], 1], -max_shift, max_shift + 1, dtype=tf.int32)
+    source = tf.clip_by_value(tf.range(mels)[tf.newaxis, :] - shift, 0, mels - 1)
+    return tf.gather(grids, source, axis=1, batch_dims=1)
+
+
+def spec_augment(grids, max_time: int = 24, max_freq: int = 16, masks: int = 2, max_shift: int = MEL_SHIFT):
+    """SpecAugment on a batch of grids [batch, mels, frames] (TensorFlow ops, training only):
+    a random mel shift (see shift_mels), then `masks` random time stripes and frequency bands
+    set to the floor (0)."""
+    import tensorflow as tf
+
+    if max_shift:
+        grids = shift_mels(grids, max_shift)
     shape = tf.shape(grids)
     batch, mels, frames = shape[0], shape[1], shape[2]
     keep = tf.ones_like(grids)
