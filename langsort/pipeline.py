@@ -14,29 +14,30 @@ from __future__ import annotations
 import csv
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from langsort import selftrain, synth
 from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.model import MODEL_FILE
-from langsort.train import BATCH_SIZE, EPOCHS, IMAGE_SIZE, INITIAL_WEIGHTS
+from langsort.train import BATCH_SIZE, EPOCHS, IMAGE_SIZE, INITIAL_WEIGHTS, SCRATCH_EPOCHS, SCRATCH_IMAGE_SIZE
 
 
 @dataclass(frozen=True)
 class RunSettings:
     backbone: str = "mobilenet_v2"
     weights: str = INITIAL_WEIGHTS
-    epochs: int = EPOCHS
+    epochs: int | None = None  # default: EPOCHS with ImageNet weights, SCRATCH_EPOCHS from scratch
     patience: int = 3
-    image_size: int = IMAGE_SIZE
+    image_size: int | None = None  # default: IMAGE_SIZE with ImageNet weights, SCRATCH_IMAGE_SIZE from scratch
     batch_size: int = BATCH_SIZE
     augment: int = 2
     threshold: float = DEFAULT_THRESHOLD
     sort_mode: str = "copy"
     seed: int = 0
     self_training_rounds: int = selftrain.ROUNDS  # on UNSORTED; 0: the labelled recordings alone
+    min_confidence: float = selftrain.MIN_CONFIDENCE  # what an UNSORTED file needs to be pseudo-labelled
 
 
 @dataclass
@@ -76,6 +77,7 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
         stages[name] = time.perf_counter() - started
         echo(f"[{name}] done in {stages[name]:.0f} s")
 
+    settings = resolved(settings, echo)
     config = prepare_stage.PrepareConfig(spectrogram=SpectrogramParams(frames=settings.image_size),
                                          augment=settings.augment, seed=settings.seed)
     stage("prepare", os.path.isfile(os.path.join(paths["prepared"], prepare_stage.PREPARED_META)),
@@ -84,7 +86,7 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
                                 patience=settings.patience,
                                 image_size=settings.image_size, batch_size=settings.batch_size, seed=settings.seed)
     if settings.self_training_rounds:
-        plan = selftrain.SelfTraining(unsorted, settings.self_training_rounds)
+        plan = selftrain.SelfTraining(unsorted, settings.self_training_rounds, settings.min_confidence)
         train = lambda: selftrain.fit_with_unlabelled(paths["prepared"], paths["model"], options, plan,  # noqa: E731
                                                       progress=progress, echo=echo)
     else:
@@ -100,10 +102,25 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
                      report_html=html_path, report_text=text, stages=stages)
 
 
-# small images and many short epochs: a from-scratch model that learns in a few minutes on 2 cores;
-# no early stop (its 20-odd validation clips make validation loss noisy; the learning rate decays
-# to the last epoch, and the epoch with the best validation loss is kept)
-DEMO_SETTINGS = RunSettings(weights="none", epochs=40, patience=40, image_size=96, batch_size=16, augment=2)
+def resolved(settings: RunSettings, echo=print) -> RunSettings:
+    """`auto` weights decided (before prepare: the grid width depends on it), and image size
+    and epochs filled in for training from ImageNet weights or from scratch."""
+    from langsort.train.backbones import auto_weights, check_weights
+
+    weights = check_weights(settings.weights)
+    if weights == "auto":
+        weights = auto_weights(settings.backbone, IMAGE_SIZE)
+        echo(f"weights: {'ImageNet' if weights == 'imagenet' else 'none (training from scratch): ImageNet weights cannot be had here'}")
+    scratch = weights == "none"
+    return replace(settings, weights=weights,
+                   image_size=settings.image_size or (SCRATCH_IMAGE_SIZE if scratch else IMAGE_SIZE),
+                   epochs=settings.epochs or (SCRATCH_EPOCHS if scratch else EPOCHS))
+
+
+# from scratch on a small corpus; no early stop (its 20-odd validation clips make validation
+# loss noisy; the learning rate decays to the last epoch, and the epoch with the best
+# validation loss is kept)
+DEMO_SETTINGS = RunSettings(weights="none", patience=40)
 
 
 def make_demo_corpus(root: str, seed: int = 0, per_language: int = 24) -> tuple[str, str]:

@@ -14,3 +14,7 @@ EPOCHS = 10  # at 224 px: the accuracy bench's targets hold and training takes 1
 BATCH_SIZE = 16
 IMAGE_SIZE = 224  # spectrogram time columns and CNN image side, as the published method
 INITIAL_WEIGHTS = "auto"  # ImageNet weights when Keras can load them (cache or download), else from scratch
+# `run` from scratch (no ImageNet weights): small images and many short epochs learn more from
+# little data in the same time (bench/accuracy.py --scenario little)
+SCRATCH_IMAGE_SIZE = 96
+SCRATCH_EPOCHS = 40

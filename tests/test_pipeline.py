@@ -1,0 +1,21 @@
+from langsort.pipeline import RunSettings, resolved
+from langsort.train import EPOCHS, IMAGE_SIZE, SCRATCH_EPOCHS, SCRATCH_IMAGE_SIZE
+
+
+def test_run_trains_from_scratch_on_small_images_and_pretrained_at_the_methods_size():
+    scratch = resolved(RunSettings(weights="none"), echo=None)
+    assert (scratch.weights, scratch.image_size, scratch.epochs) == ("none", SCRATCH_IMAGE_SIZE, SCRATCH_EPOCHS)
+    pretrained = resolved(RunSettings(weights="imagenet"), echo=None)
+    assert (pretrained.image_size, pretrained.epochs) == (IMAGE_SIZE, EPOCHS)
+    chosen = resolved(RunSettings(weights="none", image_size=128, epochs=5), echo=None)
+    assert (chosen.image_size, chosen.epochs) == (128, 5)
+
+
+def test_auto_weights_are_decided_before_prepare_and_said_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty cache
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # and no way out
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    lines = []
+    settings = resolved(RunSettings(), echo=lines.append)
+    assert (settings.weights, settings.image_size) == ("none", SCRATCH_IMAGE_SIZE)
+    assert len(lines) == 1 and "from scratch" in lines[0]
