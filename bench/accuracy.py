@@ -116,23 +116,31 @@ def little_archive(root: str, per_language: int, texts: dict, seed: int = 11) ->
     return truth
 
 
-def little(per_language: int, archive_per_language: int) -> None:
-    """The little scenario: `langsort run --weights none` at defaults, end to end."""
+def little(per_language: int, archive_per_language: int, keep_corpus: bool, overrides: dict) -> None:
+    """The little scenario: `langsort run --weights none` at defaults (or `overrides` of the
+    run settings, to measure a lever), end to end."""
+    import dataclasses
+
     import pandas as pd
 
     from langsort.pipeline import RunSettings, run
 
     base = out_dir("accuracy_little")
     train_text, held_out_text = split_texts()
-    shutil.rmtree(base, ignore_errors=True)
     labelled, unsorted = os.path.join(base, "labelled"), os.path.join(base, "unsorted")
-    synth.labelled_corpus(labelled, per_language, (20, 90), seed=3, variants=SEEN_VOICES,
-                          texts=train_text)
-    truth = little_archive(unsorted, archive_per_language, held_out_text)
+    if not (keep_corpus and os.path.isdir(unsorted)):
+        shutil.rmtree(base, ignore_errors=True)
+        synth.labelled_corpus(labelled, per_language, (20, 90), seed=3, variants=SEEN_VOICES,
+                              texts=train_text)
+        with open(os.path.join(base, "truth.json"), "w") as f:
+            json.dump(little_archive(unsorted, archive_per_language, held_out_text), f)
+    with open(os.path.join(base, "truth.json")) as f:
+        truth = json.load(f)
+    shutil.rmtree(os.path.join(base, "out"), ignore_errors=True)
+    settings = dataclasses.replace(RunSettings(weights="none"), **overrides)
     init_ray()
     with Stopwatch() as whole:
-        run(labelled, unsorted, os.path.join(base, "out"), RunSettings(weights="none"), progress=False,
-            echo=lambda line: None)
+        run(labelled, unsorted, os.path.join(base, "out"), settings, progress=False, echo=print)
     files = pd.read_parquet(os.path.join(base, "out", "manifests", "files.parquet")).set_index("path")
     speech = files.loc[list(truth)]
     right = speech.language.eq(pd.Series(truth))
@@ -144,6 +152,20 @@ def little(per_language: int, archive_per_language: int) -> None:
     print(f"accuracy[little]: file accuracy {right.mean():.3f} ({int(right.sum())} of {len(truth)}), confidently wrong "
           f"{int(wrong_ok.sum())}, unknown {int(speech.status.ne('ok').sum())}; files without speech: "
           + ", ".join(f"{p} {files.status[p]}" for p in others.index))
+    model_metrics = json.load(open(os.path.join(base, "out", "model", "metrics.json")))
+    for done in model_metrics.get("self_training", []):
+        round_dir = os.path.join(base, "out", "model", "self-training", f"round-{done['round']}")
+        pseudo = pd.read_parquet(os.path.join(round_dir, "pseudo", "files.parquet"))
+        original = pseudo.path.str.split("/", n=2).str[2]
+        pseudo_right = pseudo.label.to_numpy() == original.map(truth).to_numpy()
+        teacher = pd.read_parquet(os.path.join(round_dir, "labels", "files.parquet")).set_index("path").loc[list(truth)]
+        print(f"accuracy[little]: self-training round {done['round']}: teacher file accuracy "
+              f"{teacher.language.eq(pd.Series(truth)).mean():.3f}; {len(pseudo)} files pseudo-labelled, "
+              f"{int((~pseudo_right).sum())} of them wrongly; validation clip accuracy "
+              f"{done['teacher_validation']:.3f} -> {done['student_validation']:.3f}")
+    by_language = right.groupby(pd.Series(truth)).mean()
+    print("accuracy[little]: by language " + ", ".join(f"{k} {v:.2f}" for k, v in by_language.items())
+          + (f"; settings changed from the defaults: {overrides}" if overrides else ""))
     print(f"accuracy[little]: whole run {whole.seconds / 60:.1f} min on {os.cpu_count()} cores (target: 0.97, "
           f"at most 1 confidently wrong, 30 min)")
 
@@ -154,16 +176,22 @@ def main() -> None:
     parser.add_argument("--archive-per-language", type=int, default=30, help="little: unsorted speech files a language")
     parser.add_argument("--per-language", type=int, default=None, help="labelled recordings a language (36; little: 20)")
     parser.add_argument("--unseen-per-language", type=int, default=12)
-    parser.add_argument("--epochs", type=int, default=TrainOptions.epochs)
-    parser.add_argument("--augment", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the training default")
+    parser.add_argument("--augment", type=int, default=None, help="default: 2")
     parser.add_argument("--image-size", type=int, default=None, help="default: the training default")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the training default")
+    parser.add_argument("--rounds", type=int, default=None, help="little: self-training rounds (default: run's)")
     parser.add_argument("--keep-corpus", action="store_true", help="reuse the corpus of an earlier run")
     args = parser.parse_args()
     if args.scenario == "little":
-        little(args.per_language or 20, args.archive_per_language)
+        overrides = {k: v for k, v in dict(epochs=args.epochs, augment=args.augment, image_size=args.image_size,
+                                            batch_size=args.batch_size, self_training_rounds=args.rounds).items()
+                     if v is not None}
+        little(args.per_language or 20, args.archive_per_language, args.keep_corpus, overrides)
         return
     args.per_language = args.per_language or 36
+    args.epochs = args.epochs or TrainOptions.epochs
+    args.augment = 2 if args.augment is None else args.augment
 
     base = out_dir("accuracy")
     corpus, unseen = make_corpora(base, args.per_language, args.unseen_per_language, args.keep_corpus)

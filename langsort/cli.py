@@ -445,10 +445,14 @@ def run(
     out: Path = typer.Option(..., "--out", help="Everything goes here: prepared/, model/, manifests/, sorted/."),
     backbone: str = BACKBONE,
     weights: str = WEIGHTS,
-    epochs: int = EPOCHS,
-    image_size: int = typer.Option(train_defaults.IMAGE_SIZE, help="Time columns of each spectrogram and the CNN image side."),
+    epochs: Optional[int] = typer.Option(None, min=1, help=f"Passes over the training clips; default "
+                                         f"{train_defaults.EPOCHS} with ImageNet weights, {train_defaults.SCRATCH_EPOCHS} from scratch."),
+    image_size: Optional[int] = typer.Option(None, help=f"Time columns of each spectrogram and the CNN image side; default "
+                                             f"{train_defaults.IMAGE_SIZE} with ImageNet weights, "
+                                             f"{train_defaults.SCRATCH_IMAGE_SIZE} from scratch."),
     threshold: float = THRESHOLD,
     rounds: int = ROUNDS,
+    min_confidence: float = MIN_CONFIDENCE,
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
 ):
@@ -466,7 +470,8 @@ def run(
     _check_out_folder(str(out))
     init_ray(address)
     settings = RunSettings(backbone=backbone, weights=weights, epochs=epochs, image_size=image_size,
-                           threshold=threshold, self_training_rounds=rounds)
+                           threshold=threshold, self_training_rounds=rounds,
+                           min_confidence=min_confidence)
     _print_run(run_pipeline(str(labelled), str(unsorted), str(out), settings, progress=not quiet, echo=typer.echo))
 
 

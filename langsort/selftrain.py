@@ -28,8 +28,8 @@ from langsort.corpus import InputFile
 from langsort.model import MODEL_FILE
 
 PSEUDO_PREFIX = "_pseudo"  # pseudo-labelled paths: _pseudo/<language>/<path in the archive>
-ROUNDS = 1
-MIN_CONFIDENCE = 0.9
+ROUNDS = 2
+MIN_CONFIDENCE = 0.97
 WORK_DIR = "self-training"
 
 
