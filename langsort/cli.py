@@ -337,7 +337,8 @@ def label(
     with ManifestLock(out, STATE_DIR):  # a second run into --out stops here, before Ray starts
         # a small job with no --address runs without Ray (its start-up would be most of the time)
         summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
-                              progress=not quiet, min_share=min_share, address=address, cpus=cpus)
+                              progress=not quiet, min_share=min_share, executor="auto", address=address,
+                              cpus=cpus)
     counts = ", ".join(f"{v} {k.removeprefix('language:')}" for k, v in sorted(summary.counts.items()))
     typer.echo(f"labelled {summary.files} files ({summary.labelled_now} now, {summary.reused} already done) in "
                f"{time.perf_counter() - started:.0f} s: {counts} -> {out}")

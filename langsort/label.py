@@ -304,8 +304,8 @@ class LocalExecutor:
             for future in futures if ordered else as_completed(futures):
                 yield future.result()
         except BrokenProcessPool:
-            raise LangsortError("a labelling worker process died (out of memory?): the files finished so far are "
-                                "kept; run label again to go on") from None
+            raise LangsortError("a local labelling worker process died (out of memory, or a calling script without "
+                                "`if __name__ == '__main__':`): the files finished so far are kept") from None
         finally:  # an error or an interrupt: what has not started is dropped, not run to the end
             for future in futures:
                 future.cancel()
@@ -395,14 +395,17 @@ class Job:
 def label(
     input_root: str, model_path: str, manifests_dir: str, threshold: float = aggregate.DEFAULT_THRESHOLD,
     batch_size: int = 32, progress: bool = True, min_share: float = timeline.TimelineParams.min_share,
-    executor: str = "auto", address: str | None = None, cpus: int | None = None,
+    executor: str = "ray", address: str | None = None, cpus: int | None = None,
 ) -> LabelSummary:
     """Label INPUT into MANIFESTS, one run at a time (ManifestsBusy otherwise). Temporary
     files that killed runs left behind are nobody's once the lock is held: removed first.
 
     `executor`: "ray" (Ray at `address`, or the one this process started, or an embedded
-    one with `cpus`), "local" (worker processes of this machine, no Ray), or "auto": local
-    for a small job (see LOCAL_MAX_BYTES), else Ray. The manifests are the same either way.
+    one with `cpus`), "local" (worker processes of this machine, no Ray), or "auto" (what
+    `langsort label` uses): local for a small job (see LOCAL_MAX_BYTES), else Ray. The
+    manifests are the same either way. Local workers are spawned: as with multiprocessing,
+    the calling script must keep its work under `if __name__ == "__main__":`, which is why
+    Ray stays the default here.
     """
     if executor not in ("auto", "ray", "local"):
         raise ValueError(f"executor must be auto, ray or local, not {executor!r}")

@@ -69,9 +69,9 @@ def test_auto_hands_more_audio_than_the_local_limit_to_ray(ray_local, tiny_model
                                                            monkeypatch):
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     monkeypatch.setattr(stage, "_ray_running", lambda: False)
-    assert label(str(small_archive), tiny_model, str(tmp_path / "a"), progress=False).executor == "local"
+    assert label(str(small_archive), tiny_model, str(tmp_path / "a"), progress=False, executor="auto").executor == "local"
     monkeypatch.setattr(stage, "LOCAL_MAX_SECONDS", 10.0)  # the archive holds about 25 s
-    summary = label(str(small_archive), tiny_model, str(tmp_path / "b"), progress=False)
+    summary = label(str(small_archive), tiny_model, str(tmp_path / "b"), progress=False, executor="auto")
     assert summary.executor == "ray" and summary.files == 7
     assert (tmp_path / "a" / "files.parquet").read_bytes() == (tmp_path / "b" / "files.parquet").read_bytes()
 
