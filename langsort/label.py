@@ -255,7 +255,7 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, cpus: int | None = None):
-        self.cpus = cpus or len(os.sched_getaffinity(0))
+        self.cpus = cpus or _usable_cpus()
         self._pool = None
 
     def probe(self, files: list[InputFile], job: "Job") -> list[Probe]:
@@ -309,6 +309,13 @@ class LocalExecutor:
         finally:  # an error or an interrupt: what has not started is dropped, not run to the end
             for future in futures:
                 future.cancel()
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # what this process may use (a container's share)
+    except AttributeError:  # macOS has no affinity
+        return os.cpu_count() or 1
 
 
 def _quiet_worker() -> None:
