@@ -26,7 +26,8 @@ console = Console(stderr=True)
 
 ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local Ray.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress display.")
-CPUS = typer.Option(None, "--cpus", min=1, help="CPUs the local Ray may use; default all of them.")
+CPUS = typer.Option(None, "--cpus", min=1, help="CPUs the local Ray (or a small label job's workers) may use; "
+                                                 "default all of them.")
 PREPARED = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree.")
 EPOCHS = typer.Option(train_defaults.EPOCHS, min=1, help="Passes over the training clips (early stopping may end sooner).")
 BATCH_SIZE = typer.Option(train_defaults.BATCH_SIZE, min=1, help="Spectrograms per training step.")
