@@ -1,12 +1,15 @@
-"""Labelling throughput of `langsort label` against the seed notebook's method, on the same
-clips in one run, plus peak memory for 100 vs 1000 files.
+"""Labelling throughput of `langsort label` against the seed notebook's method
+(bench/seed_method.py), on the same clips in one run, plus peak memory for 100 vs 1000 files.
+Both use an untrained MobileNetV2 at 224 (speed does not depend on the weights).
 
-Seed method (per clip, as the notebook did it): librosa.load at 22.05 kHz -> mel
-spectrogram drawn with librosa.display.specshow and saved as PNG -> PNG loaded at 224x224 ->
-Keras MobileNetV2 + Dense head predict. Both use an untrained MobileNetV2 at 224 (speed
-does not depend on the weights).
+    python bench/label_throughput.py [--files 480] [--seed-clips 40] [--mix archive|wav16k|short] [--memory]
 
-    python bench/label_throughput.py [--files 480] [--seed-clips 40] [--mix archive|wav16k] [--memory]
+archive and wav16k: an 8-hour archive of 60 s files, label() timed inside this process with
+Ray already started, against the seed's steady speed. short: 320 files of 10 s in the
+archive's format mix, where start-up and per-file costs are most of the time, so both are
+timed as whole processes, start-up included: `langsort label` as a user runs it, and
+seed_method.py over the first --seed-clips of the same clips, each --repeat times (alternating;
+the fastest compared, all printed). `--mix short --files 3`: the wall time of a tiny job.
 """
 
 from __future__ import annotations
@@ -15,15 +18,17 @@ import argparse
 import json
 import os
 import shutil
-import tempfile
+import subprocess
+import sys
 import threading
 import time
 
 import numpy as np
 import pandas as pd
 import psutil
-from common import Stopwatch, out_dir, shared_texts
+from common import HERE, Stopwatch, out_dir, shared_texts
 from prepare_throughput import MIXES
+from seed_method import seed_method
 
 from langsort import synth
 from langsort.export import export
@@ -94,59 +99,78 @@ class PeakMemory:
         self._thread.join()
 
 
-def seed_method(archive: str, clips: pd.DataFrame, limit: int) -> float:
-    """Audio-seconds per wall-second of the notebook pipeline on the first `limit` clips."""
-    import librosa
-    import librosa.display
-    import matplotlib
+def whole_process(command: list[str]) -> tuple[float, str]:
+    """(wall seconds, stdout) of `command` as its own process, Python's start-up included."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.dirname(HERE), os.environ.get("PYTHONPATH", "")]))
+    with Stopwatch() as watch:
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(command[:4])}... failed:\n{done.stderr[-3000:]}")
+    return watch.seconds, done.stdout
 
-    import langsort.train  # noqa: F401
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import tf_keras
-    from PIL import Image
-
-    base = tf_keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=False, weights=None, pooling="avg")
-    model = tf_keras.Sequential([base, tf_keras.layers.Dense(2, activation="softmax")])
-    chosen = clips.head(limit)
-    with tempfile.TemporaryDirectory() as tmp, Stopwatch() as watch:
-        images = []
-        for i, clip in enumerate(chosen.itertuples()):
-            y, sr = librosa.load(os.path.join(archive, clip.path), sr=22050, offset=clip.start_s,
-                                 duration=clip.end_s - clip.start_s)
-            mel = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=sr), ref=np.max)
-            fig = plt.figure(figsize=(2.24, 2.24), dpi=100)
-            librosa.display.specshow(mel, sr=sr)
-            png = os.path.join(tmp, f"{i}.png")
-            fig.savefig(png)
-            plt.close(fig)
-            image = Image.open(png).convert("RGB").resize((224, 224))
-            images.append(tf_keras.applications.mobilenet_v2.preprocess_input(np.asarray(image, np.float32)))
-        model.predict(np.stack(images), batch_size=32, verbose=0)
-    return float((chosen.end_s - chosen.start_s).sum() / watch.seconds)
+def short_files(base: str, model: str, files: int, seconds: float, seed_clips: int, repeat: int) -> None:
+    """`langsort label` and the seed method, each as a whole process, on short files; each
+    run `repeat` times, alternating, and the fastest of each compared (on a shared machine
+    the slower runs measure the neighbours), every run's time printed."""
+    archive = os.path.join(base, "archive")
+    audio_s = build_archive(archive, files, seconds, mix=MIXES["archive"])
+    clips_file = os.path.join(base, "seed_clips.parquet")
+    walls, seed_runs = [], []
+    for i in range(repeat):
+        manifests = os.path.join(base, f"manifests_{i}")
+        wall, _ = whole_process([sys.executable, "-m", "langsort", "label", archive, "--model", model,
+                                 "--out", manifests, "--quiet"])
+        walls.append(wall)
+        clips = pd.read_parquet(os.path.join(manifests, "clips.parquet"))
+        if i == 0:
+            clips[["path", "start_s", "end_s"]].to_parquet(clips_file)
+        seed_wall, out = whole_process([sys.executable, os.path.join(HERE, "seed_method.py"), archive, clips_file,
+                                        str(seed_clips)])
+        seed_audio, seed_work = (float(v) for v in out.split("seed:")[1].split())
+        seed_runs.append((seed_wall, seed_work))
+    wall, (seed_wall, seed_work) = min(walls), min(seed_runs)
+    speed, seed_speed = audio_s / wall, seed_audio / seed_wall
+    listed = lambda times: ", ".join(f"{t:.1f}" for t in times)  # noqa: E731
+    print(f"label_throughput[short]: langsort {speed:.0f}x real time as a whole process ({files} files of "
+          f"{seconds:g} s, {len(clips)} clips: {wall:.1f} s wall from `langsort label` to its exit, fastest of "
+          f"{listed(walls)} s, on {os.cpu_count()} cores)")
+    print(f"label_throughput[short]: seed notebook {seed_speed:.1f}x real time as a whole process "
+          f"({min(seed_clips, len(clips))} of the same clips, {seed_wall:.1f} s wall, fastest of "
+          f"{listed(r[0] for r in seed_runs)} s, of which {seed_work:.1f} s labelling: {seed_audio / seed_work:.1f}x "
+          f"without its start-up); langsort / seed = {speed / seed_speed:.1f}x "
+          f"({speed * seed_work / seed_audio:.1f}x against the seed without start-up)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--files", type=int, default=480, help="of 60 s: 8 h, so start-up is a small part as in an archive")
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--files", type=int, help="default 480 of 60 s (8 h, so start-up is a small part as in an "
+                                                  "archive); short: 320 of 10 s")
+    parser.add_argument("--seconds", type=float)
     parser.add_argument("--seed-clips", type=int, default=40)
-    parser.add_argument("--mix", choices=sorted(MIXES), default="archive")
+    parser.add_argument("--mix", choices=sorted(MIXES) + ["short"], default="archive")
     parser.add_argument("--memory", action="store_true", help="also peak memory for 100 vs 1000 short files")
+    parser.add_argument("--repeat", type=int, default=3, help="short: runs of each, the fastest compared")
     args = parser.parse_args()
-    base = out_dir("label_throughput")
+    short = args.mix == "short"
+    files = args.files or (320 if short else 480)
+    seconds = args.seconds or (10.0 if short else 60.0)
+    base = out_dir("label_throughput" + ("_short" if short else ""))
     shutil.rmtree(base, ignore_errors=True)
     model = untrained_model(os.path.join(base, "model"))
+    if short:
+        short_files(base, model, files, seconds, args.seed_clips, args.repeat)
+        return
     archive = os.path.join(base, "archive")
-    audio_s = build_archive(archive, args.files, args.seconds, mix=MIXES[args.mix])
+    audio_s = build_archive(archive, files, seconds, mix=MIXES[args.mix])
 
     init_ray()
     with Stopwatch() as run:
         summary = label(archive, model, os.path.join(base, "manifests"), progress=False)
     clips = pd.read_parquet(os.path.join(base, "manifests", "clips.parquet"))
     langsort_speed = audio_s / run.seconds
-    seed_speed = seed_method(archive, clips, args.seed_clips)
+    seed_audio, seed_seconds = seed_method(archive, clips, args.seed_clips)
+    seed_speed = seed_audio / seed_seconds
     print(f"label_throughput[{args.mix}]: langsort {langsort_speed:.0f}x real time ({audio_s / 3600:.2f} h, {summary.files} files, "
           f"{len(clips)} clips, {run.seconds:.1f} s on {os.cpu_count()} cores, MobileNetV2 224, ONNX Runtime fp32)")
     print(f"label_throughput[{args.mix}]: seed notebook {seed_speed:.1f}x real time ({args.seed_clips} of the same clips); "

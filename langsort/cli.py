@@ -27,7 +27,8 @@ console = Console(stderr=True)
 
 ADDRESS = typer.Option(None, "--address", envvar="RAY_ADDRESS", help="Ray cluster address; none starts a local Ray.")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress display.")
-CPUS = typer.Option(None, "--cpus", min=1, help="CPUs the local Ray may use; default all of them.")
+CPUS = typer.Option(None, "--cpus", min=1, help="CPUs the local Ray (or a small label job's workers) may use; "
+                                                 "default all of them.")
 PREPARED = typer.Argument(..., help="Folder written by `langsort prepare` on a LABELLED tree.")
 EPOCHS = typer.Option(train_defaults.EPOCHS, min=1, help="Passes over the training clips (early stopping may end sooner).")
 BATCH_SIZE = typer.Option(train_defaults.BATCH_SIZE, min=1, help="Spectrograms per training step.")
@@ -335,25 +336,27 @@ def label(
     cpus: Optional[int] = CPUS,
     quiet: bool = QUIET,
 ):
-    """Label every file, clip and language segment with ONNX Runtime on Ray Data; resumable, idempotent."""
+    """Label every file, clip and language segment with ONNX Runtime on Ray Data (a small job without a cluster
+    runs in a few local processes instead, as Ray's start-up would take longer); resumable, idempotent."""
     from langsort import label as stage
     from langsort.lock import ManifestLock
     from langsort.model import read_model_info
     from langsort.predict import check_runs
     from langsort.parts import STATE_DIR
     from langsort.registry import resolve
-    from langsort.runtime import init_ray
 
     started = time.perf_counter()
     _check_out_not_inside(input, out)
     _check_input(input)
     _check_out_folder(out)
+    cpus = _local_cpus(address, cpus)
     model = resolve(model)
     check_runs(read_model_info(model))  # a bad --model is a one-line error before Ray starts
     with ManifestLock(out, STATE_DIR):  # a second run into --out stops here, before Ray starts
-        init_ray(address, _local_cpus(address, cpus), worker_logs=False)
+        # a small job with no --address runs without Ray (its start-up would be most of the time)
         summary = stage.label(input, model, out, threshold=threshold, batch_size=batch_size,
-                              progress=not quiet, min_share=min_share)
+                              progress=not quiet, min_share=min_share, executor="auto", address=address,
+                              cpus=cpus)
     counts = ", ".join(f"{v} {k.removeprefix('language:')}" for k, v in sorted(summary.counts.items()))
     typer.echo(f"labelled {summary.files} files ({summary.labelled_now} now, {summary.reused} already done) in "
                f"{time.perf_counter() - started:.0f} s: {counts} -> {out}")

@@ -41,6 +41,7 @@ class LabelSummary:
     reused: int = 0
     counts: dict = field(default_factory=dict)  # status / "language:<label>" -> files
     seconds: float = 0.0
+    executor: str = ""  # "ray" or "local": where the files were labelled
 
 
 class PartStore:

@@ -9,7 +9,10 @@ from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
-def progress_bar(title: str, total: float, unit: str = "", enabled: bool = True) -> Iterator[Callable[[float], None]]:
+def progress_bar(title: str, total: float, unit: str = "", enabled: bool = True,
+                 waiting: str = "") -> Iterator[Callable[[float], None]]:
+    """Yields advance(amount). `waiting` is shown beside the title until the first advance
+    (such as workers starting), so a bar at 0 does not look stuck."""
     if not (enabled and sys.stderr.isatty()):
         yield lambda amount: None
         return
@@ -22,5 +25,9 @@ def progress_bar(title: str, total: float, unit: str = "", enabled: bool = True)
         TimeElapsedColumn(), TimeRemainingColumn(),
     ]
     with Progress(*columns, console=Console(stderr=True), transient=False) as bar:
-        task = bar.add_task(title, total=max(total, 1e-9))
-        yield lambda amount: bar.advance(task, amount)
+        task = bar.add_task(f"{title} ({waiting})" if waiting else title, total=max(total, 1e-9))
+
+        def advance(amount: float) -> None:
+            bar.update(task, advance=amount, description=title)
+
+        yield advance

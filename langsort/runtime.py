@@ -12,11 +12,13 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, worker_log
     """Connect to `address`, or start an embedded instance.
 
     Quiet by design, so langsort's own progress and end line are what a person reads:
-    token authentication is on without Ray's note that it is, Ray's C++ logs on the
-    terminal stop at fatal (RAY_BACKEND_LOG_LEVEL=warning brings them back), and with
-    `worker_logs=False` workers' output (decoder notes such as libmpg123's resync
-    messages) stays in Ray's log files: label and prepare report every file's problem as a
-    row. Worker logs are left on where they are the output (training epochs, cluster jobs).
+    token authentication is on without Ray's note that it is, and with `worker_logs=False`
+    workers' output (decoder notes such as libmpg123's resync messages) stays in Ray's log
+    files: label and prepare report every file's problem as a row. Worker logs are left on
+    where they are the output (training epochs, cluster jobs). One C++ line of the driver
+    still shows on Ray runs of label: that Ray Data's actor pool keeps its constructor
+    arguments in the object store (ray-project/ray#53727). RAY_BACKEND_LOG_LEVEL=fatal hides
+    it only to print a note of its own, so it is not set; a small label job starts no Ray.
     """
     import ray
     import ray.data
