@@ -120,8 +120,8 @@ def prepare(
 
     files = (discover(input_root, labelled=labelled) if input_root else []) + [r.file for r in extra]
     windows = {r.file.path: r.windows for r in extra}
-    probe_remote = ray.remote(num_cpus=1)(probe_files)
-    prepare_remote = ray.remote(num_cpus=1)(cut_spans)
+    probe_remote = ray.remote(num_cpus=1)(_probe_files)
+    prepare_remote = ray.remote(num_cpus=1)(_cut_spans)
 
     refs = [probe_remote.remote(batch) for batch in _chunks(files, 32)]  # all submitted before the first get
     probes = {p.file.path: (p.info, p.error) for ref in refs for p in ray.get(ref)}
@@ -173,6 +173,16 @@ def prepare(
     )
     write_meta(out_dir, config, summary)
     return summary
+
+
+def _probe_files(files: list[InputFile]) -> list:
+    with audio.decoder_notes_hidden():
+        return probe_files(files)
+
+
+def _cut_spans(works: list[SpanWork], config: PrepareConfig) -> list[SpanResult]:
+    with audio.decoder_notes_hidden():
+        return cut_spans(works, config)
 
 
 def write_meta(out_dir: str, config: PrepareConfig, summary: PrepareSummary) -> None:

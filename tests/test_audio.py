@@ -98,3 +98,14 @@ def test_a_file_without_read_permission_is_a_one_line_error(tmp_path, speech_cac
     os.waitpid(child, 0)
     with os.fdopen(read_end) as pipe:
         assert pipe.read() == "cannot open: Permission denied"
+
+
+def test_decoder_notes_on_stderr_are_hidden_and_stderr_comes_back(capfd):
+    import os
+
+    from langsort.audio import decoder_notes_hidden
+
+    with decoder_notes_hidden():
+        os.write(2, b"[src/libmpg123/layer3.c] error: part2_3_length too large\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err == "after\n"

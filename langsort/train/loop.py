@@ -165,6 +165,7 @@ def _worker_loop(config: dict) -> None:
     from langsort.train.backbones import build_model
 
     tf.get_logger().setLevel(logging.ERROR)  # one line per collective op otherwise
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # two lines per epoch otherwise (reports, checkpoints)
     tf.config.threading.set_intra_op_parallelism_threads(config["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(2)
     tf_keras.utils.set_random_seed(config["seed"])
