@@ -165,7 +165,7 @@ def _worker_loop(config: dict) -> None:
     from langsort.train.backbones import build_model
 
     tf.get_logger().setLevel(logging.ERROR)  # one line per collective op otherwise
-    logging.getLogger("ray.train").setLevel(logging.WARNING)  # two lines per epoch otherwise (reports, checkpoints)
+    quiet_ray_train_reports()
     tf.config.threading.set_intra_op_parallelism_threads(config["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(2)
     tf_keras.utils.set_random_seed(config["seed"])
@@ -255,6 +255,17 @@ def _worker_loop(config: dict) -> None:
             ray.train.report(row, checkpoint=checkpoint)
         if last:
             break
+
+
+def quiet_ray_train_reports() -> None:
+    """Ray Train logs two lines per epoch on a worker (checkpoint made, result reported),
+    which would bury the epoch lines; the report logger is named by its file path."""
+    logging.getLogger("ray.train").setLevel(logging.WARNING)
+    try:
+        from ray.train.v2._internal.execution import context as reporting
+    except ImportError:  # another Ray layout: the lines are noise, not an error
+        return
+    logging.getLogger(reporting.__file__).setLevel(logging.WARNING)
 
 
 def finish_model_dir(model_dir: str, model_meta: ModelMeta, split: dict[str, str], clips_path: str,
