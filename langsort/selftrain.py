@@ -29,7 +29,7 @@ from langsort.model import MODEL_FILE
 
 PSEUDO_PREFIX = "_pseudo"  # pseudo-labelled paths: _pseudo/<language>/<path in the archive>
 ROUNDS = 2
-MIN_CONFIDENCE = 0.97
+MIN_CONFIDENCE = 0.9
 WORK_DIR = "self-training"
 
 

@@ -5,8 +5,9 @@ from langsort.train import EPOCHS, IMAGE_SIZE, SCRATCH_EPOCHS, SCRATCH_IMAGE_SIZ
 def test_run_trains_from_scratch_on_small_images_and_pretrained_at_the_methods_size():
     scratch = resolved(RunSettings(weights="none"), echo=None)
     assert (scratch.weights, scratch.image_size, scratch.epochs) == ("none", SCRATCH_IMAGE_SIZE, SCRATCH_EPOCHS)
+    assert scratch.patience == SCRATCH_EPOCHS  # no early stop from scratch
     pretrained = resolved(RunSettings(weights="imagenet"), echo=None)
-    assert (pretrained.image_size, pretrained.epochs) == (IMAGE_SIZE, EPOCHS)
+    assert (pretrained.image_size, pretrained.epochs, pretrained.patience) == (IMAGE_SIZE, EPOCHS, 3)
     chosen = resolved(RunSettings(weights="none", image_size=128, epochs=5), echo=None)
     assert (chosen.image_size, chosen.epochs) == (128, 5)
 
