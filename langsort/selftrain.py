@@ -28,7 +28,7 @@ from langsort.corpus import InputFile
 from langsort.model import MODEL_FILE
 
 PSEUDO_PREFIX = "_pseudo"  # pseudo-labelled paths: _pseudo/<language>/<path in the archive>
-ROUNDS = 2
+ROUNDS = 1
 MIN_CONFIDENCE = 0.9
 WORK_DIR = "self-training"
 
