@@ -16,6 +16,8 @@ def test_auto_weights_are_decided_before_prepare_and_said_once(tmp_path, monkeyp
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty cache
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # and no way out
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    # urllib keeps the first opener it builds, proxies included: later tests must not inherit it
+    monkeypatch.setattr("urllib.request._opener", None)
     lines = []
     settings = resolved(RunSettings(), echo=lines.append)
     assert (settings.weights, settings.image_size) == ("none", SCRATCH_IMAGE_SIZE)

@@ -185,4 +185,6 @@ def test_auto_weights_fall_back_to_training_from_scratch_offline(tmp_path, monke
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))  # an empty cache
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # and no way out
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    # urllib keeps the first opener it builds, proxies included: later tests must not inherit it
+    monkeypatch.setattr("urllib.request._opener", None)
     assert auto_weights("mobilenet_v2", 96) == "none"
