@@ -21,20 +21,6 @@ from langsort import storage
 from langsort.errors import LangsortError
 
 
-@contextlib.contextmanager
-def decoder_notes_hidden() -> Iterator[None]:
-    """Decoders' own notes on stderr (libmpg123's resync lines on a damaged mp3) hidden while
-    files are read in a worker: they would land between progress lines, and every problem
-    with a file is reported in its row anyway."""
-    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    os.close(devnull)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
 Seconds = float
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".wave", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".aif", ".aiff"})

@@ -35,6 +35,8 @@ BATCH_SIZE = typer.Option(train_defaults.BATCH_SIZE, min=1, help="Spectrograms p
 LEARNING_RATE = typer.Option(1e-3, min=0.0, help="Adam learning rate.")
 SEED = typer.Option(0, help="Seed of the split by recording and of the training; same seed, same split.")
 BACKBONE = typer.Option("mobilenet_v2", metavar="[" + "|".join(BACKBONES) + "]", help="CNN of the method.")
+WIDTH = typer.Option(1.0, min=0.1, max=2.0, help="MobileNetV2's width multiplier (channels per layer; below 1 trains "
+                     "faster on little data).")
 WEIGHTS = typer.Option(train_defaults.INITIAL_WEIGHTS, metavar="[auto|imagenet|none|FILE]",
                        help="Initial weights: auto (ImageNet when it can be had, else from scratch, saying which), "
                             "imagenet (downloads), none (from scratch) or a local weights file.")
@@ -122,7 +124,7 @@ def prepare(
         typer.echo(f"adding {len(extra)} reviewed recording(s) from {reviewed}")
     if not extra:  # reviewed recordings alone are enough to prepare
         _check_input(str(input))
-    init_ray(address, _local_cpus(address, cpus), worker_logs=False)
+    init_ray(address, _local_cpus(address, cpus))
     summary = stage.prepare(str(input), str(out), config, labelled=labels, save_png=save_png, progress=not quiet,
                             extra=extra)
     typer.echo(
@@ -189,6 +191,7 @@ def train(
     epochs: int = EPOCHS,
     batch_size: int = BATCH_SIZE,
     image_size: Optional[int] = typer.Option(None, help="CNN input side; default: the prepared grid width."),
+    width: float = WIDTH,
     workers: Optional[int] = typer.Option(None, min=1, help="Ray Train workers; default one per two CPUs."),
     learning_rate: float = LEARNING_RATE,
     seed: int = SEED,
@@ -208,7 +211,7 @@ def train(
     check_backbone(backbone)
     check_weights(weights)
     options = TrainOptions(backbone=backbone, weights=weights, epochs=epochs, batch_size=batch_size,
-                           image_size=image_size, workers=workers, learning_rate=learning_rate, seed=seed)
+                           image_size=image_size, width=width, workers=workers, learning_rate=learning_rate, seed=seed)
     _check_prepared(prepared)
     _check_out_folder(str(out))
     if unlabelled:
@@ -453,6 +456,8 @@ def run(
     image_size: Optional[int] = typer.Option(None, help=f"Time columns of each spectrogram and the CNN image side; default "
                                              f"{train_defaults.IMAGE_SIZE} with ImageNet weights, "
                                              f"{train_defaults.SCRATCH_IMAGE_SIZE} from scratch."),
+    width: Optional[float] = typer.Option(None, help=f"MobileNetV2's width multiplier; default 1.0 with ImageNet weights, "
+                                          f"{train_defaults.SCRATCH_WIDTH} from scratch."),
     threshold: float = THRESHOLD,
     rounds: int = ROUNDS,
     min_confidence: float = MIN_CONFIDENCE,
@@ -472,7 +477,7 @@ def run(
         _check_input(str(folder))
     _check_out_folder(str(out))
     init_ray(address)
-    settings = RunSettings(backbone=backbone, weights=weights, epochs=epochs, image_size=image_size,
+    settings = RunSettings(backbone=backbone, weights=weights, epochs=epochs, image_size=image_size, width=width,
                            threshold=threshold, self_training_rounds=rounds,
                            min_confidence=min_confidence)
     _print_run(run_pipeline(str(labelled), str(unsorted), str(out), settings, progress=not quiet, echo=typer.echo))

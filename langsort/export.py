@@ -43,8 +43,9 @@ class ExportResult:
 
 def export(model_dir: str, out_path: str | None = None, quantize: str | None = None) -> ExportResult:
     """Convert, attach metadata, check parity, write atomically; optionally an int8 copy."""
-    import langsort.train  # noqa: F401  (tf-keras before TensorFlow loads)
-    # isort: split
+    from langsort.train import load_tensorflow
+
+    load_tensorflow()  # tf-keras chosen, start-up lines hidden
     import onnx
     import tensorflow as tf
     import tf2onnx

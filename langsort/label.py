@@ -214,7 +214,7 @@ class RayExecutor:
     def __init__(self, address: str | None = None, cpus: int | None = None):
         from langsort.runtime import init_ray
 
-        init_ray(address, cpus, worker_logs=False)  # nothing when the caller started Ray already
+        init_ray(address, cpus)  # nothing when the caller started Ray already
 
     def probe(self, files: list[InputFile], job: "Job") -> list[Probe]:
         import ray

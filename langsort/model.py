@@ -25,7 +25,7 @@ METADATA_KEY = "langsort"
 CARD_KEY = "model_card"
 MAX_LABELS = 1000
 MAX_GRID_CELLS = 512 * 2048  # a grid this big is not a langsort spectrogram; refuse before allocating it
-_CORE = ("labels", "spectrogram", "segment", "backbone", "image_size", "grid_shape", "metrics")
+_CORE = ("labels", "spectrogram", "segment", "backbone", "image_size", "width", "grid_shape", "metrics")
 
 
 class ModelFileError(LangsortError):
@@ -42,6 +42,7 @@ class ModelMeta:
     segment: SegmentParams
     backbone: str
     image_size: int
+    width: float = 1.0  # MobileNetV2's width multiplier (alpha); 1.0 for the ResNets
     metrics: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
 
@@ -52,7 +53,7 @@ class ModelMeta:
     def to_dict(self) -> dict:
         return {**self.details, "labels": list(self.labels), "spectrogram": self.spectrogram.to_dict(),
                 "segment": dataclasses.asdict(self.segment), "backbone": self.backbone, "image_size": self.image_size,
-                "grid_shape": list(self.grid_shape), "metrics": dict(self.metrics)}
+                "width": self.width, "grid_shape": list(self.grid_shape), "metrics": dict(self.metrics)}
 
     @classmethod
     def from_dict(cls, data: object) -> "ModelMeta":
@@ -77,9 +78,12 @@ class ModelMeta:
             raise ModelFileError(f"image_size must be a whole number of pixels, got {image_size!r}")
         if not isinstance(data["backbone"], str):
             raise ModelFileError("backbone must be a name")
+        width = data.get("width", 1.0)
+        if not isinstance(width, (int, float)) or not 0.1 <= width <= 2.0:
+            raise ModelFileError(f"width must be a multiplier between 0.1 and 2, got {width!r}")
         metrics = data.get("metrics") or {}
         return cls(labels=list(labels), spectrogram=spectrogram, segment=segment, backbone=data["backbone"],
-                   image_size=image_size, metrics=metrics if isinstance(metrics, dict) else {},
+                   image_size=image_size, width=float(width), metrics=metrics if isinstance(metrics, dict) else {},
                    details={k: v for k, v in data.items() if k not in _CORE})
 
 

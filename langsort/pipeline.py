@@ -21,7 +21,8 @@ import numpy as np
 from langsort import selftrain, synth
 from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.model import MODEL_FILE
-from langsort.train import BATCH_SIZE, EPOCHS, IMAGE_SIZE, INITIAL_WEIGHTS, SCRATCH_EPOCHS, SCRATCH_IMAGE_SIZE
+from langsort.train import (BATCH_SIZE, EPOCHS, IMAGE_SIZE, INITIAL_WEIGHTS, SCRATCH_EPOCHS, SCRATCH_IMAGE_SIZE,
+                            SCRATCH_WIDTH)
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class RunSettings:
     epochs: int | None = None  # default: EPOCHS with ImageNet weights, SCRATCH_EPOCHS from scratch
     patience: int | None = None  # default: 3 with ImageNet weights; from scratch no early stop
     image_size: int | None = None  # default: IMAGE_SIZE with ImageNet weights, SCRATCH_IMAGE_SIZE from scratch
+    width: float | None = None  # MobileNetV2's width multiplier; default 1.0 with ImageNet weights, SCRATCH_WIDTH from scratch
     batch_size: int = BATCH_SIZE
     augment: int = 2
     threshold: float = DEFAULT_THRESHOLD
@@ -83,8 +85,8 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
     stage("prepare", os.path.isfile(os.path.join(paths["prepared"], prepare_stage.PREPARED_META)),
           lambda: prepare_stage.prepare(labelled, paths["prepared"], config, progress=progress))
     options = loop.TrainOptions(backbone=settings.backbone, weights=settings.weights, epochs=settings.epochs,
-                                patience=settings.patience,
-                                image_size=settings.image_size, batch_size=settings.batch_size, seed=settings.seed)
+                                patience=settings.patience, image_size=settings.image_size, width=settings.width,
+                                batch_size=settings.batch_size, seed=settings.seed)
     if settings.self_training_rounds:
         plan = selftrain.SelfTraining(unsorted, settings.self_training_rounds, settings.min_confidence)
         train = lambda: selftrain.fit_with_unlabelled(paths["prepared"], paths["model"], options, plan,  # noqa: E731
@@ -117,6 +119,7 @@ def resolved(settings: RunSettings, echo=print) -> RunSettings:
     # decays to the last epoch and the best epoch is kept (bench/accuracy.py --scenario little)
     return replace(settings, weights=weights, epochs=epochs,
                    image_size=settings.image_size or (SCRATCH_IMAGE_SIZE if scratch else IMAGE_SIZE),
+                   width=settings.width or (SCRATCH_WIDTH if scratch else 1.0),
                    patience=settings.patience or (epochs if scratch else 3))
 
 

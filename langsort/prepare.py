@@ -21,6 +21,7 @@ from langsort import __version__, audio, manifest
 from langsort.clips import ClipConfig, SpanResult, SpanWork, cut_spans, file_status, probe_files
 from langsort.corpus import InputFile, discover, labels_of
 from langsort.features import SpectrogramParams, grid_to_png
+from langsort.runtime import stderr_hidden
 from langsort.segment import SegmentParams
 
 PREPARED_META = "prepared.json"
@@ -176,12 +177,12 @@ def prepare(
 
 
 def _probe_files(files: list[InputFile]) -> list:
-    with audio.decoder_notes_hidden():
+    with stderr_hidden():
         return probe_files(files)
 
 
 def _cut_spans(works: list[SpanWork], config: PrepareConfig) -> list[SpanResult]:
-    with audio.decoder_notes_hidden():
+    with stderr_hidden():
         return cut_spans(works, config)
 
 

@@ -3,22 +3,42 @@ given (`--address` or RAY_ADDRESS), exactly as `ray job submit` expects."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import warnings
+from typing import Iterator
 
 
-def init_ray(address: str | None = None, num_cpus: int | None = None, worker_logs: bool = True) -> None:
+@contextlib.contextmanager
+def stderr_hidden() -> Iterator[None]:
+    """Whatever native code writes to stderr (fd 2) goes nowhere for a while: decoders' notes
+    (libmpg123's resync lines on a damaged mp3) while a worker reads files, TensorFlow's
+    start-up lines while it loads. They would land between progress lines, and every
+    problem with a file is reported in its row anyway."""
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to `address`, or start an embedded instance.
 
     Quiet by design, so langsort's own progress and end line are what a person reads:
-    token authentication is on without Ray's note that it is, and with `worker_logs=False`
-    workers' output (decoder notes such as libmpg123's resync messages) stays in Ray's log
-    files: label and prepare report every file's problem as a row. Worker logs are left on
-    where they are the output (training epochs, cluster jobs). One C++ line of the driver
-    still shows on Ray runs of label: that Ray Data's actor pool keeps its constructor
-    arguments in the object store (ray-project/ray#53727). RAY_BACKEND_LOG_LEVEL=fatal hides
-    it only to print a note of its own, so it is not set; a small label job starts no Ray.
+    token authentication is on without Ray's note that it is, and an embedded instance
+    keeps its workers' output (Ray Data's and Ray Train's notes, decoder messages) in Ray's
+    log files: label and prepare report every file's problem as a row, training sends its
+    epoch lines to the driver itself (langsort.train.loop), and errors come back as
+    exceptions. On a cluster, worker logs reach the job's log as Ray's default. One C++
+    line of the driver still shows on Ray runs of label: that Ray Data's actor pool keeps
+    its constructor arguments in the object store (ray-project/ray#53727). Only turning off
+    actor restarts or RAY_BACKEND_LOG_LEVEL=fatal (which prints a note of its own) would
+    hide it, so it stays; a small label job starts no Ray.
     """
     import ray
     import ray.data
@@ -39,7 +59,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, worker_log
         # token authentication stays Ray's default; only the note that it is on goes
         logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(
             lambda record: "Token authentication is enabled" not in record.getMessage())
-        ray.init(num_cpus=num_cpus, log_to_driver=worker_logs, **kwargs)
+        ray.init(num_cpus=num_cpus, log_to_driver=False, **kwargs)
 
 
 def cluster_cpus() -> int:

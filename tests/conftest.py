@@ -90,7 +90,9 @@ def trained_small(prepared_small, tmp_path_factory):
 
     model_dir = tmp_path_factory.mktemp("model") / "m"
     # two epochs at 48 px exercise the machinery, not the learning: keep the model even at chance
-    options = TrainOptions(weights="none", epochs=2, image_size=48, workers=2, batch_size=8, require_learning=False)
+    # a thin MobileNetV2 (width 0.5): export and labelling must rebuild it from model.json
+    options = TrainOptions(weights="none", epochs=2, image_size=48, width=0.5, workers=2, batch_size=8,
+                           require_learning=False)
     return fit(str(prepared_small), str(model_dir), options, progress=False)
 
 

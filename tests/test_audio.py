@@ -103,9 +103,9 @@ def test_a_file_without_read_permission_is_a_one_line_error(tmp_path, speech_cac
 def test_decoder_notes_on_stderr_are_hidden_and_stderr_comes_back(capfd):
     import os
 
-    from langsort.audio import decoder_notes_hidden
+    from langsort.runtime import stderr_hidden
 
-    with decoder_notes_hidden():
+    with stderr_hidden():
         os.write(2, b"[src/libmpg123/layer3.c] error: part2_3_length too large\n")
     os.write(2, b"after\n")
     assert capfd.readouterr().err == "after\n"

@@ -201,6 +201,7 @@ BAD_METADATA = {
     "a huge grid": (lambda m: {**m, "spectrogram": {**m["spectrogram"], "frames": 10**6}, "grid_shape": None},
                     "too large"),
     "three labels for two outputs": (lambda m: {**m, "labels": ["a", "b", "c"]}, "output shape"),
+    "a width of zero": (lambda m: {**m, "width": 0}, "width must be"),
 }
 
 

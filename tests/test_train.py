@@ -93,6 +93,14 @@ def test_each_backbone_builds_with_its_own_preprocessing(name):
     np.testing.assert_allclose(image_part.predict(grid, verbose=0), expected, atol=1e-3)
 
 
+def test_a_width_below_one_thins_mobilenet_and_the_resnets_refuse_it():
+    full = build_model("mobilenet_v2", 2, (64, 48), image_size=48)
+    half = build_model("mobilenet_v2", 2, (64, 48), image_size=48, width=0.5)
+    assert half.output_shape == (None, 2) and half.count_params() < full.count_params() / 2
+    with pytest.raises(LangsortError, match="mobilenet_v2 only"):
+        build_model("resnet50", 2, (64, 48), image_size=48, width=0.5)
+
+
 def test_weights_from_a_local_file_are_loaded(tmp_path):
     source = make_backbone("mobilenet_v2", 64, "none")
     path = str(tmp_path / "backbone.h5")
@@ -133,6 +141,7 @@ def test_two_worker_ray_train_run_writes_a_complete_model_dir(trained_small):
         assert os.path.getsize(os.path.join(model_dir, name)) > 0, name
     meta = json.load(open(os.path.join(model_dir, "model.json")))
     assert meta["labels"] == ["maya", "spanish"] and meta["workers"] == 2 and meta["image_size"] == 48
+    assert meta["width"] == 0.5
     metrics = trained_small.metrics
     assert len(metrics["history"]) == 2
     for level in ("clip", "file"):
@@ -158,9 +167,10 @@ def test_chance_level_predictions_are_recognised():
     assert why_not_learned(one_language, labels) is None
 
 
-def test_training_on_labels_that_cannot_be_learned_says_so_and_leaves_no_model(ray_local, tmp_path):
+def test_training_on_labels_that_cannot_be_learned_says_so_and_leaves_no_model(ray_local, tmp_path, capfd):
     """One voice reading the same Spanish, shuffled into two folders (each copy with its own
-    faint noise): nothing separates the folders, so nothing can be learned."""
+    faint noise): nothing separates the folders, so nothing can be learned. Each epoch's line
+    reaches the driver once, without the workers' Ray and TensorFlow notes around it."""
     from langsort import synth
     from langsort.prepare import PrepareConfig, prepare
     from langsort.train.loop import MODEL_JSON, DidNotLearnError, TrainOptions, fit
@@ -174,7 +184,12 @@ def test_training_on_labels_that_cannot_be_learned_says_so_and_leaves_no_model(r
     prepare(str(tmp_path / "labelled"), str(tmp_path / "prepared"), PrepareConfig(), progress=False)
     options = TrainOptions(weights="none", epochs=3, image_size=48, workers=1, batch_size=8)
     with pytest.raises(DidNotLearnError, match="did not learn to separate the languages"):
-        fit(str(tmp_path / "prepared"), str(tmp_path / "model"), options, progress=False)
+        fit(str(tmp_path / "prepared"), str(tmp_path / "model"), options, progress=True)
+    printed = capfd.readouterr()
+    assert [line.split(":")[0] for line in printed.out.splitlines() if line.startswith("epoch ")] == \
+        ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    for note in ("SplitCoordinator", "Execution plan", "oneDNN", "Started training worker group"):
+        assert note not in printed.out + printed.err
     assert not (tmp_path / "model" / MODEL_JSON).exists()
     assert (tmp_path / "model" / "metrics.json").exists()  # what happened stays readable
 

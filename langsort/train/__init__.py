@@ -5,9 +5,21 @@ Ray's TensorflowTrainer relies on. The variable below must be set before TensorF
 """
 
 import os
+import sys
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # hides the CUDA probe noise on CPU machines
+
+
+def load_tensorflow() -> None:
+    """Import TensorFlow once, quietly: TF 2.21 writes absl's start-up lines (oneDNN, the
+    CUDA probe) straight to stderr whatever TF_CPP_MIN_LOG_LEVEL says, and they would sit
+    between langsort's progress lines. An import error still raises, with its message."""
+    if "tensorflow" not in sys.modules:
+        from langsort.runtime import stderr_hidden
+
+        with stderr_hidden():
+            import tensorflow  # noqa: F401
 
 # training defaults, here so the CLI and `run` share them without importing the training loop
 EPOCHS = 10  # at 224 px: the accuracy bench's targets hold and training takes 15 min on 2 cores
@@ -18,3 +30,4 @@ INITIAL_WEIGHTS = "auto"  # ImageNet weights when Keras can load them (cache or 
 # little data in the same time (bench/accuracy.py --scenario little)
 SCRATCH_IMAGE_SIZE = 96
 SCRATCH_EPOCHS = 40
+SCRATCH_WIDTH = 1.0

@@ -39,6 +39,15 @@ def check_backbone(name: str) -> Backbone:
     return BACKBONES[name]
 
 
+def check_width(name: str, width: float) -> float:
+    """MobileNetV2's width multiplier (alpha: channels per layer); the ResNets have none."""
+    if not 0.1 <= width <= 2.0:
+        raise LangsortError(f"width must be a multiplier between 0.1 and 2, got {width}")
+    if width != 1.0 and name != "mobilenet_v2":
+        raise LangsortError(f"--width applies to mobilenet_v2 only, not {name}")
+    return width
+
+
 def check_weights(weights: str) -> str:
     """'auto', 'imagenet', 'none' or an existing file path (validated before any worker starts)."""
     if weights in ("auto", "imagenet", "none"):
@@ -59,19 +68,23 @@ def auto_weights(name: str, image_size: int) -> str:
 
 
 def _application(backbone: Backbone):
+    from langsort.train import load_tensorflow
+
+    load_tensorflow()
     import tf_keras
 
     module = getattr(tf_keras.applications, backbone.module)
     return module, getattr(module, backbone.constructor)
 
 
-def make_backbone(name: str, image_size: int, weights: str):
+def make_backbone(name: str, image_size: int, weights: str, width: float = 1.0):
     """The headless backbone; 'imagenet' downloads through Keras and fails clearly offline."""
     backbone = check_backbone(name)
     _, constructor = _application(backbone)
     keras_weights = None if weights == "none" else weights
+    shape = dict(include_top=False, weights=keras_weights, input_shape=(image_size, image_size, 3))
     try:
-        return constructor(include_top=False, weights=keras_weights, input_shape=(image_size, image_size, 3))
+        return constructor(**shape, alpha=width) if check_width(name, width) != 1.0 else constructor(**shape)
     except Exception as exc:  # Keras raises bare Exceptions for failed downloads
         if weights != "imagenet":
             raise WeightsError(f"cannot load weights from {weights}: {' '.join(str(exc).split())[:200]}") from None
@@ -91,7 +104,7 @@ def preprocess_layer(name: str):
 
 def build_model(
     name: str, n_labels: int, grid_shape: tuple[int, int], image_size: int = 224, weights: str = "none",
-    dropout: float = 0.2, bn_momentum: float = 0.9,
+    width: float = 1.0, dropout: float = 0.2, bn_momentum: float = 0.9,
 ):
     """grid [batch, n_mels, frames] float32 in 0..255 -> class probabilities [batch, n_labels].
 
@@ -103,7 +116,7 @@ def build_model(
     import tf_keras
     from tf_keras import layers
 
-    base = make_backbone(name, image_size, weights)
+    base = make_backbone(name, image_size, weights, width)
     pretrained = weights != "none"
     if not pretrained:
         for layer in base.layers:

@@ -12,6 +12,8 @@ MODEL_DIR receives:
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import dataclasses
 import json
 import logging
@@ -19,8 +21,10 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -49,6 +53,7 @@ class TrainOptions:
     epochs: int = EPOCHS
     batch_size: int = BATCH_SIZE
     image_size: int | None = None  # default: the prepared grid's time columns
+    width: float = 1.0  # MobileNetV2's width multiplier: fewer channels train faster on little data
     workers: int | None = None  # default: one per two CPUs of the cluster
     cpus_per_worker: int | None = None  # CPUs reserved (and threads) per worker; default 1 reserved, CPUs/workers threads
     learning_rate: float = 1e-3
@@ -77,15 +82,20 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     (pseudo-labelled archive files, see langsort.selftrain): validation, early stopping and
     the test figures stay on PREPARED's own recordings, so they remain honest.
     """
+    from langsort.train import load_tensorflow
+
+    load_tensorflow()  # before Ray Train's TensorFlow layer imports it, with its start-up lines
     import ray
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
+    from ray.util.queue import Queue
 
     from langsort.runtime import cluster_cpus
-    from langsort.train.backbones import auto_weights, check_backbone, check_weights, make_backbone
+    from langsort.train.backbones import auto_weights, check_backbone, check_weights, check_width, make_backbone
 
     started = time.perf_counter()
     check_backbone(options.backbone)
+    check_width(options.backbone, options.width)
     weights = check_weights(options.weights)
     meta = read_meta(prepared_dir)
     spec = SpectrogramParams.from_dict(meta["spectrogram"])
@@ -95,7 +105,7 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
         print(f"weights: {'ImageNet' if weights == 'imagenet' else 'none (training from scratch): ImageNet weights cannot be had here'}",
               flush=True)
     elif weights == "imagenet":
-        make_backbone(options.backbone, image_size, weights)  # download now, or fail before any worker starts
+        make_backbone(options.backbone, image_size, weights, options.width)  # download now, or fail before workers start
 
     files = pd.read_parquet(os.path.join(prepared_dir, manifest.FILES_NAME))
     split = train_data.split_recordings(files, seed=options.seed)
@@ -110,6 +120,7 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     cpus = cluster_cpus()
     workers = options.workers or max(1, cpus // 2)
     source = ray.data.read_parquet(all_clips).select_columns(["path", "label", "augment", "grid"])
+    source.context.execution_options.preserve_order = True  # blocks in the same order every run: a seed repeats
     datasets = {
         side: source.map_batches(train_data.SideFilter(training_side, side, labels, spec.grid_shape),
                                  batch_format="pandas").materialize()
@@ -117,10 +128,11 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     }
     config = dict(
         backbone=options.backbone, weights=weights, labels=labels, grid_shape=list(spec.grid_shape),
-        image_size=image_size, epochs=options.epochs, batch_size=options.batch_size,
+        image_size=image_size, width=options.width, epochs=options.epochs, batch_size=options.batch_size,
         learning_rate=options.learning_rate, patience=options.patience, seed=options.seed,
         steps_per_epoch=math.ceil(datasets[train_data.TRAIN].count() / options.batch_size / workers),
-        class_weight=class_weight, threads=options.cpus_per_worker or max(1, cpus // workers), progress=progress,
+        class_weight=class_weight, threads=options.cpus_per_worker or max(1, cpus // workers),
+        epoch_lines=Queue(actor_options={"num_cpus": 0}) if progress else None,
     )
     os.makedirs(model_dir, exist_ok=True)
     storage = tempfile.mkdtemp(prefix="ray-train-", dir=os.path.abspath(model_dir))
@@ -131,9 +143,10 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
             scaling_config=ScalingConfig(num_workers=workers, resources_per_worker={"CPU": options.cpus_per_worker or 1}),
             run_config=RunConfig(name="langsort-train", storage_path=storage,
                                  checkpoint_config=CheckpointConfig(num_to_keep=1)),
-            datasets=datasets,
+            datasets=datasets, dataset_config=_ordered_ingest(),
         )
-        result = trainer.fit()
+        with printed(config["epoch_lines"]):
+            result = trainer.fit()
         with result.checkpoint.as_directory() as checkpoint:
             shutil.copy(os.path.join(checkpoint, WEIGHTS), os.path.join(model_dir, WEIGHTS))
             with open(os.path.join(checkpoint, HISTORY)) as f:
@@ -144,7 +157,7 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     seconds = time.perf_counter() - started
     model_meta = ModelMeta(
         labels=labels, spectrogram=spec, segment=SegmentParams(**meta["segment"]), backbone=options.backbone,
-        image_size=image_size,
+        image_size=image_size, width=options.width,
         details=dict(langsort_version=__version__, initial_weights=weights, options=asdict(options),
                      workers=workers, trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      training_seconds=round(seconds, 1), prepared=os.path.abspath(prepared_dir),
@@ -154,21 +167,36 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     return TrainResult(model_dir=model_dir, metrics=metrics, seconds=seconds)
 
 
+def _ordered_ingest():
+    """Ray Train's ingest as by default, but keeping block order, so that with one worker the
+    seeded shuffle sees the same stream and a seeded run repeats (the demo's promise)."""
+    from ray.data import DataContext
+    from ray.train import DataConfig
+
+    options = copy.deepcopy(DataContext.get_current().execution_options)
+    options.preserve_order = True
+    return DataConfig(execution_options=options)
+
+
 def _worker_loop(config: dict) -> None:
     """One Ray Train worker: MultiWorkerMirroredStrategy over the workers (none on one worker),
     compiled Keras steps over this worker's shard each epoch, then its validation shard."""
     import ray.train
-    import tensorflow as tf
-    import tf_keras
     from ray.train import Checkpoint
 
+    from langsort.train import load_tensorflow
     from langsort.train.backbones import build_model
+
+    load_tensorflow()
+    import tensorflow as tf
+    import tf_keras
 
     tf.get_logger().setLevel(logging.ERROR)  # one line per collective op otherwise
     quiet_ray_train_reports()
     tf.config.threading.set_intra_op_parallelism_threads(config["threads"])
     tf.config.threading.set_inter_op_parallelism_threads(2)
     tf_keras.utils.set_random_seed(config["seed"])
+    tf.config.experimental.enable_op_determinism()  # costs nothing measurable on CPU; a seed repeats
     context = ray.train.get_context()
     rank = context.get_world_rank()
     # mirror only when there is another worker: on one worker MultiWorkerMirroredStrategy ran
@@ -180,7 +208,7 @@ def _worker_loop(config: dict) -> None:
     pretrained = config["weights"] != "none"
     with strategy.scope():
         model = build_model(config["backbone"], len(config["labels"]), tuple(config["grid_shape"]),
-                            config["image_size"], config["weights"])
+                            config["image_size"], config["weights"], config["width"])
 
     def compile_for(learning_rate: float, backbone_trainable: bool) -> None:
         """Adam on a short warm-up, then cosine decay to the last epoch: from scratch on a
@@ -237,11 +265,11 @@ def _worker_loop(config: dict) -> None:
         # no early stop in the first half: from scratch, validation loss is noise for a few epochs
         settled = epoch + 1 >= config["epochs"] // 2
         last = epoch == config["epochs"] - 1 or (settled and stale >= config["patience"])
-        if rank == 0 and config["progress"]:
-            print(f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.3f} acc {row['accuracy']:.3f} | "
-                  f"val_loss {row['val_loss']:.3f} val_acc {row['val_accuracy']:.3f} "
-                  f"({time.perf_counter() - epoch_started:.0f} s){' *' if improved else ''}",
-                  flush=True)
+        if rank == 0 and config["epoch_lines"] is not None:
+            config["epoch_lines"].put(
+                f"epoch {epoch + 1}/{config['epochs']}: loss {row['loss']:.3f} acc {row['accuracy']:.3f} | "
+                f"val_loss {row['val_loss']:.3f} val_acc {row['val_accuracy']:.3f} "
+                f"({time.perf_counter() - epoch_started:.0f} s){' *' if improved else ''}")
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if improved or last:  # every worker saves (reading mirrored variables is collective)
@@ -255,6 +283,37 @@ def _worker_loop(config: dict) -> None:
             ray.train.report(row, checkpoint=checkpoint)
         if last:
             break
+
+
+@contextlib.contextmanager
+def printed(lines) -> Iterator[None]:
+    """Print what the workers put on `lines` (a Ray queue; None: nothing) while the block
+    runs, and what is left after it. Epoch lines travel this way rather than through worker
+    logs, which carry Ray's own notes and stay off (langsort.runtime.init_ray)."""
+    if lines is None:
+        yield
+        return
+    import ray
+    from ray.util.queue import Empty
+
+    done = threading.Event()
+
+    def relay() -> None:
+        while True:
+            try:
+                print(lines.get(timeout=0.5), flush=True)
+            except Empty:
+                if done.is_set():
+                    return
+
+    printer = threading.Thread(target=relay, name="epoch-lines", daemon=True)
+    printer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        printer.join()
+        ray.kill(lines.actor)
 
 
 def quiet_ray_train_reports() -> None:
@@ -325,7 +384,7 @@ def load_model(model_dir: str, model_meta: ModelMeta | None = None):
     from langsort.train.backbones import build_model
 
     meta = model_meta or read_model_meta(model_dir)
-    model = build_model(meta.backbone, len(meta.labels), meta.grid_shape, meta.image_size, "none")
+    model = build_model(meta.backbone, len(meta.labels), meta.grid_shape, meta.image_size, "none", meta.width)
     model.load_weights(os.path.join(model_dir, WEIGHTS))
     return model
 
