@@ -119,8 +119,11 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
 
     cpus = cluster_cpus()
     workers = options.workers or max(1, cpus // 2)
-    source = ray.data.read_parquet(all_clips).select_columns(["path", "label", "augment", "grid"])
-    source.context.execution_options.preserve_order = True  # blocks in the same order every run: a seed repeats
+    # the same clips in the same order every run, so a seed repeats: prepare writes clips in
+    # the order its tasks finish, and a re-prepared corpus would otherwise train differently
+    source = ray.data.read_parquet(all_clips).select_columns(["path", "start_s", "augment", "label", "grid"])
+    source.context.execution_options.preserve_order = True
+    source = source.sort(["path", "augment", "start_s"])
     datasets = {
         side: source.map_batches(train_data.SideFilter(training_side, side, labels, spec.grid_shape),
                                  batch_format="pandas").materialize()
