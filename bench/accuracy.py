@@ -180,6 +180,7 @@ def main() -> None:
     parser.add_argument("--augment", type=int, default=None, help="default: 2")
     parser.add_argument("--image-size", type=int, default=None, help="default: the training default")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the training default")
+    parser.add_argument("--width", type=float, default=None, help="little: MobileNetV2 width multiplier (default: run's)")
     parser.add_argument("--patience", type=int, default=None, help="little: early-stopping patience (default: run's)")
     parser.add_argument("--min-confidence", type=float, default=None, help="little: pseudo-label bar (default: run's)")
     parser.add_argument("--rounds", type=int, default=None, help="little: self-training rounds (default: run's)")
@@ -188,7 +189,8 @@ def main() -> None:
     if args.scenario == "little":
         overrides = {k: v for k, v in dict(epochs=args.epochs, augment=args.augment, image_size=args.image_size,
                                             batch_size=args.batch_size, self_training_rounds=args.rounds,
-                                            patience=args.patience, min_confidence=args.min_confidence).items()
+                                            patience=args.patience, min_confidence=args.min_confidence,
+                                            width=args.width).items()
                      if v is not None}
         little(args.per_language or 20, args.archive_per_language, args.keep_corpus, overrides)
         return

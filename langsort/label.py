@@ -135,9 +135,14 @@ def timeline_of(clips: list[dict], labels: list[str], params: timeline.TimelineP
     return timeline.segments(starts, ends, probs, params, np.concatenate(pauses))
 
 
-def with_timeline(row: dict, found: list[timeline.Segment], labels: list[str], min_share: float) -> dict:
-    """The file row with `languages` and `mixed`; a mixed file is ok with its dominant language."""
-    present = timeline.languages_present(timeline.language_shares(found, len(labels)), labels, min_share)
+def with_timeline(row: dict, found: list[timeline.Segment], labels: list[str], min_share: float,
+                  threshold: float) -> dict:
+    """The file row with `languages` and `mixed`; a mixed file is ok with its dominant
+    language. Only segments confident at `threshold` count: a file the model is unsure of
+    (below the threshold as a whole) is not made `ok` and mixed by unsure stretches."""
+    present = timeline.languages_present(timeline.language_shares(found, len(labels), threshold), labels, min_share)
+    if not present and row["status"] == manifest.STATUS_OK:  # sure as a whole, though no stretch is on its own
+        present = [row["language"]]
     row = dict(row, languages=present, mixed=len(present) > 1)
     if row["mixed"]:
         row.update(status=manifest.STATUS_OK, language=present[0], error=None,
@@ -393,7 +398,7 @@ class Job:
         path, labels = probe.file.path, self.model.labels
         found = timeline_of(clips, labels, self.timeline) if clips else []
         file = with_timeline(file_row(probe, clips, spans, self.model, self.config, self.threshold),
-                             found, labels, self.timeline.min_share)
+                             found, labels, self.timeline.min_share, self.threshold)
         return {"files": [dict(file, **stamp)],
                 "clips": [dict(c, **stamp) for c in clip_rows(path, clips, self.model)],
                 "segments": [dict(s, **stamp) for s in segment_rows(path, found, self.model, self.threshold)]}

@@ -137,12 +137,16 @@ def _without_overlap(found: list[Segment]) -> list[Segment]:
     return found
 
 
-def language_shares(found: list[Segment], n_labels: int) -> np.ndarray:
-    """Share of segment time per language."""
-    time = np.zeros(n_labels)
+def language_shares(found: list[Segment], n_labels: int, threshold: float = 0.0) -> np.ndarray:
+    """Share of segment time per language, counting only segments whose own confidence
+    reaches `threshold`: an unsure stretch (null language in segments.parquet) holds no
+    language, so it cannot make a file mixed, but it is still part of the speech."""
+    time, total = np.zeros(n_labels), 0.0
     for segment in found:
-        time[segment.language] += segment.duration_s
-    return time / time.sum() if time.sum() > 0 else time
+        total += segment.duration_s
+        if segment.probabilities[segment.language] >= threshold:
+            time[segment.language] += segment.duration_s
+    return time / total if total > 0 else time
 
 
 def languages_present(shares: np.ndarray, labels: list[str], min_share: float) -> list[str]:

@@ -61,6 +61,16 @@ def test_shares_languages_and_mixed_threshold():
     assert languages_present(shares, ["maya", "spanish"], 0.2) == ["maya"]
 
 
+def test_unsure_segments_hold_no_language_but_count_as_speech():
+    """A stretch near 50/50 is speech with no language: it cannot make the file mixed."""
+    spec = steady(0, 30, 0.9) + steady(30, 40, 0.45)
+    found = segments(*windows(spec), TimelineParams(switch_cost=2.0))
+    assert [s.language for s in found] == [0, 1]
+    np.testing.assert_allclose(language_shares(found, 2), [0.75, 0.25])
+    np.testing.assert_allclose(language_shares(found, 2, threshold=0.6), [0.75, 0.0])
+    assert languages_present(language_shares(found, 2, threshold=0.6), ["maya", "spanish"], 0.1) == ["maya"]
+
+
 def test_windows_of_a_clip_split_it_evenly_and_viterbi_handles_one_window():
     cut = windows_of_clip(3.0, 9.0, np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]))
     assert [(a, b) for a, b, _ in cut] == [(3.0, 5.0), (5.0, 7.0), (7.0, 9.0)]
