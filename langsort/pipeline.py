@@ -32,7 +32,7 @@ class RunSettings:
     epochs: int | None = None  # default: EPOCHS with ImageNet weights, SCRATCH_EPOCHS from scratch
     patience: int | None = None  # default: 3 with ImageNet weights; from scratch no early stop
     image_size: int | None = None  # default: IMAGE_SIZE with ImageNet weights, SCRATCH_IMAGE_SIZE from scratch
-    width: float | None = None  # MobileNetV2's width multiplier; default 1.0 with ImageNet weights, SCRATCH_WIDTH from scratch
+    width: float | None = None  # MobileNetV2's; default 1.0 with ImageNet weights, SCRATCH_WIDTH from scratch
     batch_size: int = BATCH_SIZE
     augment: int = 2
     threshold: float = DEFAULT_THRESHOLD
