@@ -7,8 +7,9 @@ Rules (from the method: clips of 3-15 s of spoken language):
 - pauses shorter than `bridge_seconds` stay inside a stretch of speech; longer silence
   splits it, and leading/trailing silence is never part of a clip; a fragment too short
   to be a clip joins speech within `merge_seconds` instead of being lost;
-- a stretch longer than `max_seconds` is divided into equal parts (all within the limits),
-  a stretch shorter than `min_seconds` is dropped and counted;
+- a stretch longer than `max_seconds` is cut at its longest pauses where they leave parts
+  within the limits (a change of speaker, and of language, usually falls in one), the rest
+  into equal parts; a stretch shorter than `min_seconds` is dropped and counted;
 - a clip must also sound like speech to a voice-activity model (music is loud too): that
   check lives in voice.py, its thresholds here.
 """
@@ -60,9 +61,30 @@ def speech_mask(energy_db: np.ndarray, params: SegmentParams) -> np.ndarray:
     return energy_db > threshold
 
 
-def divide(start: Frames, end: Frames, min_frames: Frames, max_frames: Frames) -> list[tuple[Frames, Frames]]:
-    """Cut [start, end) into clips of min..max frames: equal parts when that fits, else
-    max-length clips with the short remainder dropped. Empty when shorter than min."""
+def divide(start: Frames, end: Frames, min_frames: Frames, max_frames: Frames,
+           pauses: list[tuple[Frames, Frames]] = ()) -> list[tuple[Frames, Frames]]:
+    """Cut [start, end) into clips of min..max frames: while more than one clip is left, at
+    the middle of the longest of `pauses` (bridged silences inside the stretch) that leaves
+    both sides at least min frames and this clip at most max; what is left into equal parts
+    when that fits, else max-length clips with the short remainder dropped. Empty when
+    shorter than min."""
+    clips = []
+    while end - start > max_frames and (cut := pause_cut(start, end, min_frames, max_frames, pauses)) is not None:
+        clips.append((start, cut))
+        start = cut
+    return clips + _equal_parts(start, end, min_frames, max_frames)
+
+
+def pause_cut(start: Frames, end: Frames, min_frames: Frames, max_frames: Frames,
+              pauses: list[tuple[Frames, Frames]]) -> Frames | None:
+    """The middle of the longest pause that can end a clip begun at `start` (the later one
+    of equals), leaving at least min frames after it; None when no pause can."""
+    middles = [(b - a, (a + b) // 2) for a, b in pauses
+               if min_frames <= (a + b) // 2 - start <= max_frames and end - (a + b) // 2 >= min_frames]
+    return max(middles)[1] if middles else None
+
+
+def _equal_parts(start: Frames, end: Frames, min_frames: Frames, max_frames: Frames) -> list[tuple[Frames, Frames]]:
     length = end - start
     if length < min_frames:
         return []
@@ -100,6 +122,7 @@ class ClipCutter:
         self.longest_dropped: Frames = 0  # longest speech stretch too short to keep
         self._open: list[int] | None = None  # the stretch being grown
         self._previous: list[int] | None = None  # the last closed stretch, not yet divided
+        self._pauses: list[tuple[Frames, Frames]] = []  # silences bridged inside those two stretches
         self._seen: Frames = 0
         self._released: Frames = 0  # end of the last clip given out
 
@@ -116,6 +139,8 @@ class ClipCutter:
         offset, self._seen = self._seen, self._seen + len(mask)
         for start, end in _runs(mask) + offset:
             if self._open and start - self._open[1] <= self._reach(self._open):
+                if start > self._open[1]:
+                    self._pauses.append((self._open[1], int(start)))
                 self._open[1] = int(end)
             else:
                 clips += self._close()
@@ -124,8 +149,11 @@ class ClipCutter:
                 clips += self._release_previous()
                 while self._open[1] - self._open[0] >= 2 * self.max_frames:
                     first = max(self._released, self._open[0] - self.pad_frames)
-                    self._open[0] = self._released = first + self.max_frames
-                    clips.append((first, self._released))
+                    cut = pause_cut(first, self._open[1], self.min_frames, self.max_frames, self._pauses)
+                    cut = first + self.max_frames if cut is None else cut
+                    self._open[0] = self._released = cut
+                    self._pauses = [p for p in self._pauses if p[0] >= cut]
+                    clips.append((first, cut))
         if self._open and self._seen - self._open[1] > self._reach(self._open):
             clips += self._close()
         return clips
@@ -146,6 +174,7 @@ class ClipCutter:
             self._previous = stretch
             return clips
         if self._previous and stretch[0] - self._previous[1] <= self.merge_frames:
+            self._pauses.append((self._previous[1], stretch[0]))
             self._previous[1] = stretch[1]
         else:
             self.longest_dropped = max(self.longest_dropped, stretch[1] - stretch[0])
@@ -157,7 +186,8 @@ class ClipCutter:
         (start, end), self._previous = self._previous, None
         start = max(self._released, start - self.pad_frames)
         end = min(self._seen, end + self.pad_frames)
-        clips = divide(start, end, self.min_frames, self.max_frames)
+        clips = divide(start, end, self.min_frames, self.max_frames, [p for p in self._pauses if p[1] <= end])
+        self._pauses = [p for p in self._pauses if p[0] >= end]
         if clips:
             self._released = clips[-1][1]
         return clips

@@ -27,6 +27,26 @@ def test_divide_keeps_every_clip_within_limits_and_covers_the_stretch(seconds):
     assert all(a[1] == b[0] for a, b in zip(clips, clips[1:]))
 
 
+def test_divide_cuts_at_the_longest_pause_that_keeps_clips_within_limits():
+    # 40 s with pauses at 6 s (0.3 s), 11 s (0.9 s, the longest) and 38.5 s (too near the end)
+    pauses = [(600, 630), (1055, 1145), (3840, 3860)]
+    clips = divide(0, 4000, 300, 1500, pauses)
+    assert clips[0] == (0, 1100)
+    assert all(3.0 <= n <= 15.0 for n in lengths_s(clips)) and clips[-1][1] == 4000
+    assert all(a[1] == b[0] for a, b in zip(clips, clips[1:]))
+
+
+def test_the_cutter_ends_clips_in_a_bridged_pause_whatever_the_block_size():
+    """A speaker turn (0.8 s of silence, bridged) 8 s into 25 s of speech: the clip ends
+    there rather than in the middle of the stretch, where a change of language would be
+    inside a clip."""
+    mask = np.zeros(3000, bool)
+    mask[100:900] = mask[980:2600] = True
+    for block in (3000, 777, 50):
+        clips, _ = cut(mask, block=block)
+        assert any(end == 940 for _, end in clips), (block, clips)
+
+
 def test_divide_drops_stretches_below_the_minimum():
     assert divide(0, 299, 300, 1500) == []
 
