@@ -16,6 +16,7 @@ from langsort import train as train_defaults
 from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.annotate import AnnotationFormat
 from langsort.errors import LangsortError
+from langsort.model import MAX_WIDTH, MIN_WIDTH
 from langsort.timeline import TimelineParams
 from langsort.train.backbones import BACKBONES
 
@@ -35,7 +36,7 @@ BATCH_SIZE = typer.Option(train_defaults.BATCH_SIZE, min=1, help="Spectrograms p
 LEARNING_RATE = typer.Option(1e-3, min=0.0, help="Adam learning rate.")
 SEED = typer.Option(0, help="Seed of the split by recording and of the training; same seed, same split.")
 BACKBONE = typer.Option("mobilenet_v2", metavar="[" + "|".join(BACKBONES) + "]", help="CNN of the method.")
-WIDTH = typer.Option(1.0, min=0.1, max=2.0, help="MobileNetV2's width multiplier (channels per layer; below 1 trains "
+WIDTH = typer.Option(1.0, min=MIN_WIDTH, max=MAX_WIDTH, help="MobileNetV2's width multiplier (channels per layer; below 1 trains "
                      "faster on little data).")
 WEIGHTS = typer.Option(train_defaults.INITIAL_WEIGHTS, metavar="[auto|imagenet|none|FILE]",
                        help="Initial weights: auto (ImageNet when it can be had, else from scratch, saying which), "
@@ -456,8 +457,7 @@ def run(
     image_size: Optional[int] = typer.Option(None, help=f"Time columns of each spectrogram and the CNN image side; default "
                                              f"{train_defaults.IMAGE_SIZE} with ImageNet weights, "
                                              f"{train_defaults.SCRATCH_IMAGE_SIZE} from scratch."),
-    width: Optional[float] = typer.Option(None, help=f"MobileNetV2's width multiplier; default 1.0 with ImageNet weights, "
-                                          f"{train_defaults.SCRATCH_WIDTH} from scratch."),
+    width: float = WIDTH,
     threshold: float = THRESHOLD,
     rounds: int = ROUNDS,
     min_confidence: float = MIN_CONFIDENCE,

@@ -25,6 +25,7 @@ METADATA_KEY = "langsort"
 CARD_KEY = "model_card"
 MAX_LABELS = 1000
 MAX_GRID_CELLS = 512 * 2048  # a grid this big is not a langsort spectrogram; refuse before allocating it
+MIN_WIDTH, MAX_WIDTH = 0.1, 2.0  # MobileNetV2's width multiplier (alpha) that langsort accepts
 _CORE = ("labels", "spectrogram", "segment", "backbone", "image_size", "width", "grid_shape", "metrics")
 
 
@@ -79,8 +80,8 @@ class ModelMeta:
         if not isinstance(data["backbone"], str):
             raise ModelFileError("backbone must be a name")
         width = data.get("width", 1.0)
-        if not isinstance(width, (int, float)) or not 0.1 <= width <= 2.0:
-            raise ModelFileError(f"width must be a multiplier between 0.1 and 2, got {width!r}")
+        if not isinstance(width, (int, float)) or not MIN_WIDTH <= width <= MAX_WIDTH:
+            raise ModelFileError(f"width must be a multiplier between {MIN_WIDTH} and {MAX_WIDTH:g}, got {width!r}")
         metrics = data.get("metrics") or {}
         return cls(labels=list(labels), spectrogram=spectrogram, segment=segment, backbone=data["backbone"],
                    image_size=image_size, width=float(width), metrics=metrics if isinstance(metrics, dict) else {},

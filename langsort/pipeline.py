@@ -21,8 +21,7 @@ import numpy as np
 from langsort import selftrain, synth
 from langsort.aggregate import DEFAULT_THRESHOLD
 from langsort.model import MODEL_FILE
-from langsort.train import (BATCH_SIZE, EPOCHS, IMAGE_SIZE, INITIAL_WEIGHTS, SCRATCH_EPOCHS, SCRATCH_IMAGE_SIZE,
-                            SCRATCH_WIDTH)
+from langsort.train import BATCH_SIZE, EPOCHS, IMAGE_SIZE, INITIAL_WEIGHTS, SCRATCH_EPOCHS, SCRATCH_IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -32,7 +31,7 @@ class RunSettings:
     epochs: int | None = None  # default: EPOCHS with ImageNet weights, SCRATCH_EPOCHS from scratch
     patience: int | None = None  # default: 3 with ImageNet weights; from scratch no early stop
     image_size: int | None = None  # default: IMAGE_SIZE with ImageNet weights, SCRATCH_IMAGE_SIZE from scratch
-    width: float | None = None  # MobileNetV2's; default 1.0 with ImageNet weights, SCRATCH_WIDTH from scratch
+    width: float = 1.0  # MobileNetV2's width multiplier
     batch_size: int = BATCH_SIZE
     augment: int = 2
     threshold: float = DEFAULT_THRESHOLD
@@ -119,7 +118,6 @@ def resolved(settings: RunSettings, echo=print) -> RunSettings:
     # decays to the last epoch and the best epoch is kept (bench/accuracy.py --scenario little)
     return replace(settings, weights=weights, epochs=epochs,
                    image_size=settings.image_size or (SCRATCH_IMAGE_SIZE if scratch else IMAGE_SIZE),
-                   width=settings.width or (SCRATCH_WIDTH if scratch else 1.0),
                    patience=settings.patience or (epochs if scratch else 3))
 
 

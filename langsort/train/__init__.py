@@ -30,4 +30,3 @@ INITIAL_WEIGHTS = "auto"  # ImageNet weights when Keras can load them (cache or 
 # little data in the same time (bench/accuracy.py --scenario little)
 SCRATCH_IMAGE_SIZE = 96
 SCRATCH_EPOCHS = 40
-SCRATCH_WIDTH = 1.0

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import langsort.train  # noqa: F401  (selects tf-keras before TensorFlow loads)
 from langsort.errors import LangsortError
+from langsort.model import MAX_WIDTH, MIN_WIDTH
 
 
 @dataclass(frozen=True)
@@ -41,8 +42,8 @@ def check_backbone(name: str) -> Backbone:
 
 def check_width(name: str, width: float) -> float:
     """MobileNetV2's width multiplier (alpha: channels per layer); the ResNets have none."""
-    if not 0.1 <= width <= 2.0:
-        raise LangsortError(f"width must be a multiplier between 0.1 and 2, got {width}")
+    if not MIN_WIDTH <= width <= MAX_WIDTH:
+        raise LangsortError(f"width must be a multiplier between {MIN_WIDTH} and {MAX_WIDTH:g}, got {width}")
     if width != 1.0 and name != "mobilenet_v2":
         raise LangsortError(f"--width applies to mobilenet_v2 only, not {name}")
     return width
