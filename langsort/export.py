@@ -60,7 +60,8 @@ def export(model_dir: str, out_path: str | None = None, quantize: str | None = N
 
     signature = [tf.TensorSpec([None, *meta.grid_shape], tf.float32, name="grid")]
     proto, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=17)
-    meta = dataclasses.replace(meta, details={**meta.details, "exported_at": _now(), "export_langsort_version": __version__})
+    meta = dataclasses.replace(meta, column_centres=column_centres(model, sample),
+                               details={**meta.details, "exported_at": _now(), "export_langsort_version": __version__})
     onnx.helper.set_model_props(proto, {METADATA_KEY: json.dumps(meta.to_dict()), CARD_KEY: model_card(meta)})
     serialized = proto.SerializeToString()
 
@@ -136,6 +137,30 @@ def with_column_output(model):
         lambda t: tf.nn.softmax(tf.matmul(tf.reduce_mean(t, axis=1), kernel) + bias), name="column_probabilities",
     )(feature_map)
     return tf_keras.Model(model.input, [model.output, column_probabilities], name=model.name)
+
+
+def column_centres(model, grids: np.ndarray) -> tuple[float, ...] | None:
+    """Where in a clip (0..1 of its frames) each column output draws its evidence from: the
+    centre of mass of the output's gradient over the input frames, on sample grids. A column
+    of the last feature map sees most of the clip, and edge columns look inwards, so this,
+    not the column's nominal place, is where its evidence belongs on the timeline. None
+    when the centres do not come out in order (the timeline then uses equal windows)."""
+    import tensorflow as tf
+
+    if not len(grids):
+        return None
+    x = tf.convert_to_tensor(grids[:8])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        columns = model(x)[1]  # [batch, columns, labels]
+        outputs = [[columns[:, j, k] for k in range(columns.shape[2])] for j in range(columns.shape[1])]
+    frames = (np.arange(grids.shape[-1]) + 0.5) / grids.shape[-1]  # each frame's middle, as a share of the clip
+    centres = []
+    for per_label in outputs:
+        weight = sum(np.abs(tape.gradient(output, x).numpy()).sum(axis=(0, 1)) for output in per_label)
+        centres.append(float(weight @ frames / max(weight.sum(), 1e-12)))
+    del tape
+    return tuple(centres) if all(b > a for a, b in zip(centres, centres[1:])) else None
 
 
 def _now() -> str:

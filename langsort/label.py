@@ -117,16 +117,17 @@ def clip_rows(path: str, clips: list[dict], model: ModelInfo) -> list[dict]:
     return rows
 
 
-def timeline_of(clips: list[dict], labels: list[str], params: timeline.TimelineParams) -> list[timeline.Segment]:
+def timeline_of(clips: list[dict], model: ModelInfo, params: timeline.TimelineParams) -> list[timeline.Segment]:
     """A file's language segments from its clips: per-column windows where the model gives
-    them, else one window per clip; boundaries snap to the pauses inside clips."""
+    them, else one window per clip; boundaries move to pauses inside clips or between them."""
+    labels = model.labels
     windows, pauses = [], [np.zeros((0, 2))]
     for clip, p in zip(clips, _probabilities(clips, labels)):
         if clip.get("pauses") is not None:
             pauses.append(np.frombuffer(clip["pauses"], np.float64).reshape(-1, 2))
         if clip.get("columns") is not None:
             columns = np.frombuffer(clip["columns"], np.float32).reshape(-1, len(labels))
-            windows += timeline.windows_of_clip(clip["start_s"], clip["end_s"], columns)
+            windows += timeline.windows_of_clip(clip["start_s"], clip["end_s"], columns, model.meta.column_centres)
         else:
             windows.append((clip["start_s"], clip["end_s"], p))
     if not windows:
@@ -396,7 +397,7 @@ class Job:
             probe, clips, spans = Probe(probe.file, None, CHANGED), [], []
         stamp = {CONTENT_COLUMN: probe.sha256}
         path, labels = probe.file.path, self.model.labels
-        found = timeline_of(clips, labels, self.timeline) if clips else []
+        found = timeline_of(clips, self.model, self.timeline) if clips else []
         file = with_timeline(file_row(probe, clips, spans, self.model, self.config, self.threshold),
                              found, labels, self.timeline.min_share, self.threshold)
         return {"files": [dict(file, **stamp)],

@@ -26,7 +26,8 @@ CARD_KEY = "model_card"
 MAX_LABELS = 1000
 MAX_GRID_CELLS = 512 * 2048  # a grid this big is not a langsort spectrogram; refuse before allocating it
 MIN_WIDTH, MAX_WIDTH = 0.1, 2.0  # MobileNetV2's width multiplier (alpha) that langsort accepts
-_CORE = ("labels", "spectrogram", "segment", "backbone", "image_size", "width", "grid_shape", "metrics")
+_CORE = ("labels", "spectrogram", "segment", "backbone", "image_size", "width", "grid_shape", "metrics",
+         "column_centres")
 
 
 class ModelFileError(LangsortError):
@@ -44,6 +45,7 @@ class ModelMeta:
     backbone: str
     image_size: int
     width: float = 1.0  # MobileNetV2's width multiplier (alpha); 1.0 for the ResNets
+    column_centres: tuple[float, ...] | None = None  # where each column output looks (0..1), set by export
     metrics: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
 
@@ -54,7 +56,8 @@ class ModelMeta:
     def to_dict(self) -> dict:
         return {**self.details, "labels": list(self.labels), "spectrogram": self.spectrogram.to_dict(),
                 "segment": dataclasses.asdict(self.segment), "backbone": self.backbone, "image_size": self.image_size,
-                "width": self.width, "grid_shape": list(self.grid_shape), "metrics": dict(self.metrics)}
+                "width": self.width, "grid_shape": list(self.grid_shape), "metrics": dict(self.metrics),
+                **({"column_centres": list(self.column_centres)} if self.column_centres else {})}
 
     @classmethod
     def from_dict(cls, data: object) -> "ModelMeta":
@@ -82,9 +85,15 @@ class ModelMeta:
         width = data.get("width", 1.0)
         if not isinstance(width, (int, float)) or not MIN_WIDTH <= width <= MAX_WIDTH:
             raise ModelFileError(f"width must be a multiplier between {MIN_WIDTH} and {MAX_WIDTH:g}, got {width!r}")
+        centres = data.get("column_centres")
+        if centres is not None and (not isinstance(centres, list) or not centres
+                                    or not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in centres)
+                                    or any(b <= a for a, b in zip(centres, centres[1:]))):
+            raise ModelFileError("column_centres must be increasing shares of a clip between 0 and 1")
         metrics = data.get("metrics") or {}
         return cls(labels=list(labels), spectrogram=spectrogram, segment=segment, backbone=data["backbone"],
                    image_size=image_size, width=float(width), metrics=metrics if isinstance(metrics, dict) else {},
+                   column_centres=tuple(float(c) for c in centres) if centres is not None else None,
                    details={k: v for k, v in data.items() if k not in _CORE})
 
 

@@ -9,9 +9,9 @@ per clip.
 Smoothing is a Viterbi path (one state per language) over the windows in time order: each
 window votes with its duration-weighted log-probabilities, and every change of language
 pays a penalty, so a switch needs sustained evidence and one short confident window cannot
-split a monolingual recording. A change across a gap between clips pays less, and a change
-inside a clip then moves to the longest pause nearby, so boundaries land in pauses where
-there is one. Pure numpy: the label driver runs it per file; bench/timeline.py scores it.
+split a monolingual recording. A change across a gap between clips pays less, and each
+change then moves to the pause nearby that best splits the evidence, so boundaries land in
+pauses where there is one. Pure numpy: the label driver runs it per file; bench/timeline.py scores it.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class TimelineParams:
     pause_discount: float = 0.5  # a change across a pause (gap between clips) costs this share
     pause_seconds: float = 0.25  # a gap at least this long between windows is a pause
     merge_gap_seconds: float = 3.0  # same-language stretches closer than this are one segment
-    snap_seconds: float = 2.5  # a change of language moves to the longest pause this close, if any
+    snap_seconds: float = 3.5  # a change of language moves to the pause this close that best splits the evidence
     min_share: float = 0.1  # a second language with at least this share of speech makes a file mixed
 
 
@@ -46,9 +46,18 @@ class Segment:
         return self.end_s - self.start_s
 
 
-def windows_of_clip(start_s: float, end_s: float, column_probs: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
-    """A clip's per-column probabilities [columns, labels] as equal windows across the clip."""
+def windows_of_clip(start_s: float, end_s: float, column_probs: np.ndarray,
+                    centres: tuple[float, ...] | None = None) -> list[tuple[float, float, np.ndarray]]:
+    """A clip's per-column probabilities [columns, labels] as windows across the clip.
+
+    Equal windows unless the model gives `centres`: where in the clip (0..1) each column's
+    evidence comes from (langsort.export measures them). A CNN column sees far beyond its
+    own width, and edge columns look inwards, so equal windows put evidence seconds away
+    from the speech it came from; windows then meet halfway between centres."""
     edges = np.linspace(start_s, end_s, len(column_probs) + 1)
+    if centres is not None and len(centres) == len(column_probs):
+        middles = (np.asarray(centres[1:]) + np.asarray(centres[:-1])) / 2
+        edges[1:-1] = start_s + middles * (end_s - start_s)
     return [(float(a), float(b), p) for a, b, p in zip(edges[:-1], edges[1:], column_probs)]
 
 
@@ -106,24 +115,56 @@ def segments(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray, params: Ti
             mean = weights @ probs[first:i] / max(weights.sum(), 1e-9)
             out.append(Segment(float(starts[first]), float(max(ends[first:i])), int(path[first]), mean / mean.sum()))
             first = i
-    return _without_overlap(_snapped(out, pauses, params.snap_seconds) if pauses is not None and len(pauses) else out)
+    pauses = np.zeros((0, 2)) if pauses is None else pauses
+    return _without_overlap(_placed(out, starts, ends, probs, pauses, params.snap_seconds))
 
 
-def _snapped(found: list[Segment], pauses: np.ndarray, reach: float) -> list[Segment]:
-    """Boundaries between touching segments of different languages moved to the middle of
-    the longest pause within `reach` seconds, when it lies inside both segments."""
+def _placed(found: list[Segment], starts: np.ndarray, ends: np.ndarray, probs: np.ndarray, pauses: np.ndarray,
+            reach: float) -> list[Segment]:
+    """Each change of language between neighbouring segments moved to the pause within
+    `reach` seconds that best splits the windows' evidence: the windows' columns see well
+    beyond their own seconds, so the change of evidence runs a window or two off the
+    change of speech, and the longest pause nearby is often a sentence's, not the turn's.
+    Pauses are those inside clips and the gaps between windows; of equal splits, the
+    longer pause wins."""
+    gaps = np.stack([ends[:-1], starts[1:]], axis=1)
+    pauses = _merged(np.concatenate([pauses.reshape(-1, 2), gaps[gaps[:, 1] > gaps[:, 0]]]))
     middles, lengths = pauses.mean(axis=1), pauses[:, 1] - pauses[:, 0]
+    log_probs = np.log(np.clip(probs, PROBABILITY_FLOOR, 1.0))
     for i in range(1, len(found)):
         before, after = found[i - 1], found[i]
-        if before.language == after.language or after.start_s - before.end_s > 1e-6:
+        if before.language == after.language:
             continue
-        near = np.flatnonzero((np.abs(middles - before.end_s) <= reach) & (middles > before.start_s)
+        change = (before.end_s + after.start_s) / 2
+        near = np.flatnonzero((np.abs(middles - change) <= reach) & (middles > before.start_s)
                               & (middles < after.end_s))
-        if len(near):
-            middle = float(middles[near[np.argmax(lengths[near])]])
-            found[i - 1] = Segment(before.start_s, middle, before.language, before.probabilities)
-            found[i] = Segment(middle, after.end_s, after.language, after.probabilities)
+        if not len(near):
+            continue
+        # evidence for `before` up to each candidate and for `after` from it, by overlap
+        before_part = np.clip(middles[near, None] - starts[None, :], 0, ends - starts)
+        after_part = (ends - starts)[None, :] - before_part
+        fit = before_part @ log_probs[:, before.language] + after_part @ log_probs[:, after.language]
+        best = near[np.argmax(fit + 1e-3 * lengths[near])]
+        edges = (float(middles[best]), float(middles[best]))
+        if before.end_s <= pauses[best, 0] and pauses[best, 1] <= after.start_s:  # the gap between them
+            edges = (before.end_s, after.start_s)
+        found[i - 1] = Segment(before.start_s, edges[0], before.language, before.probabilities)
+        found[i] = Segment(edges[1], after.end_s, after.language, after.probabilities)
     return found
+
+
+def _merged(intervals: np.ndarray) -> np.ndarray:
+    """Touching or overlapping intervals [k, 2] as one: a pause cut by a clip's edge is one pause."""
+    if not len(intervals):
+        return intervals
+    intervals = intervals[np.argsort(intervals[:, 0], kind="stable")]
+    out = [list(intervals[0])]
+    for start, end in intervals[1:]:
+        if start <= out[-1][1] + 1e-6:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return np.array(out, np.float64)
 
 
 def _without_overlap(found: list[Segment]) -> list[Segment]:

@@ -40,6 +40,23 @@ def test_a_boundary_snaps_to_a_pause():
     assert found[0].end_s == 21.5 and found[1].start_s == 22.5
 
 
+def test_a_boundary_moves_to_the_pause_that_splits_the_evidence_not_the_longest():
+    # language 0 until 20 s, then 1; a long sentence pause at 18 s, the turn's shorter pause at 20 s
+    spec = steady(0, 20, 0.9) + steady(20, 30, 0.1)
+    pauses = np.array([[17.5, 18.5], [19.8, 20.2]])
+    found = segments(*windows(spec), TimelineParams(), pauses)
+    assert [s.language for s in found] == [0, 1]
+    assert found[0].end_s == found[1].start_s == 20.0
+
+
+def test_a_pause_cut_by_a_clip_edge_counts_whole():
+    # two touching clips; the pause at the turn is split by their edge, 0.3 s on each side
+    spec = steady(0, 20, 0.9) + steady(20, 30, 0.1)
+    pauses = np.array([[17.0, 17.5], [19.7, 20.0], [20.0, 20.3]])
+    found = segments(*windows(spec), TimelineParams(), pauses)
+    assert found[0].end_s == found[1].start_s == 20.0
+
+
 def test_long_silence_ends_a_segment_of_the_same_language():
     spec = steady(0, 10, 0.9) + steady(30, 40, 0.9)
     found = segments(*windows(spec), TimelineParams(merge_gap_seconds=3.0))
@@ -75,3 +92,10 @@ def test_windows_of_a_clip_split_it_evenly_and_viterbi_handles_one_window():
     cut = windows_of_clip(3.0, 9.0, np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]]))
     assert [(a, b) for a, b, _ in cut] == [(3.0, 5.0), (5.0, 7.0), (7.0, 9.0)]
     assert list(smooth(np.array([0.0]), np.array([2.0]), np.array([[0.3, 0.7]]))) == [1]
+
+
+def test_windows_follow_the_columns_measured_centres():
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.5, 0.5]])
+    cut = windows_of_clip(0.0, 10.0, probs, centres=(0.3, 0.5, 0.7))
+    np.testing.assert_allclose([(a, b) for a, b, _ in cut], [(0, 4), (4, 6), (6, 10)])
+    assert [(a, b) for a, b, _ in windows_of_clip(0.0, 9.0, probs, centres=(0.5,))] == [(0, 3), (3, 6), (6, 9)]
