@@ -124,11 +124,12 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     source = ray.data.read_parquet(all_clips).select_columns(["path", "start_s", "augment", "label", "grid"])
     source.context.execution_options.preserve_order = True
     source = source.sort(["path", "augment", "start_s"])
-    datasets = {
-        side: source.map_batches(train_data.SideFilter(training_side, side, labels, spec.grid_shape),
-                                 batch_format="pandas").materialize()
-        for side in (train_data.TRAIN, train_data.VALIDATION)
-    }
+    with _no_cpu_warning():
+        datasets = {
+            side: source.map_batches(train_data.SideFilter(training_side, side, labels, spec.grid_shape),
+                                     batch_format="pandas").materialize()
+            for side in (train_data.TRAIN, train_data.VALIDATION)
+        }
     config = dict(
         backbone=options.backbone, weights=weights, labels=labels, grid_shape=list(spec.grid_shape),
         image_size=image_size, width=options.width, epochs=options.epochs, batch_size=options.batch_size,
@@ -317,6 +318,20 @@ def printed(lines) -> Iterator[None]:
         done.set()
         printer.join()
         ray.kill(lines.actor)
+
+
+@contextlib.contextmanager
+def _no_cpu_warning():
+    """Ray Data warns that a dataset "will hang" when it starts before the CPUs of the
+    execution just before it are handed back (a moment, on a small machine); these do not
+    hang, and a newcomer's first training run should not say so."""
+    logger = logging.getLogger("ray.data.dataset")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def quiet_ray_train_reports() -> None:
