@@ -116,27 +116,28 @@ def segments(starts: np.ndarray, ends: np.ndarray, probs: np.ndarray, params: Ti
             out.append(Segment(float(starts[first]), float(max(ends[first:i])), int(path[first]), mean / mean.sum()))
             first = i
     pauses = np.zeros((0, 2)) if pauses is None else pauses
-    return _without_overlap(_placed(out, starts, ends, probs, pauses, params.snap_seconds))
+    return _without_overlap(_placed(out, starts, ends, probs, pauses, params))
 
 
 def _placed(found: list[Segment], starts: np.ndarray, ends: np.ndarray, probs: np.ndarray, pauses: np.ndarray,
-            reach: float) -> list[Segment]:
+            params: TimelineParams) -> list[Segment]:
     """Each change of language between neighbouring segments moved to the pause within
-    `reach` seconds that best splits the windows' evidence: the windows' columns see well
+    `snap_seconds` that best splits the windows' evidence: the windows' columns see well
     beyond their own seconds, so the change of evidence runs a window or two off the
     change of speech, and the longest pause nearby is often a sentence's, not the turn's.
     Pauses are those inside clips and the gaps between windows; of equal splits, the
-    longer pause wins."""
+    longer pause wins. A change across silence longer than `merge_gap_seconds` stays in
+    that silence."""
     gaps = np.stack([ends[:-1], starts[1:]], axis=1)
     pauses = _merged(np.concatenate([pauses.reshape(-1, 2), gaps[gaps[:, 1] > gaps[:, 0]]]))
     middles, lengths = pauses.mean(axis=1), pauses[:, 1] - pauses[:, 0]
     log_probs = np.log(np.clip(probs, PROBABILITY_FLOOR, 1.0))
     for i in range(1, len(found)):
         before, after = found[i - 1], found[i]
-        if before.language == after.language:
+        if before.language == after.language or after.start_s - before.end_s > params.merge_gap_seconds:
             continue
         change = (before.end_s + after.start_s) / 2
-        near = np.flatnonzero((np.abs(middles - change) <= reach) & (middles > before.start_s)
+        near = np.flatnonzero((np.abs(middles - change) <= params.snap_seconds) & (middles > before.start_s)
                               & (middles < after.end_s))
         if not len(near):
             continue

@@ -57,6 +57,14 @@ def test_a_pause_cut_by_a_clip_edge_counts_whole():
     assert found[0].end_s == found[1].start_s == 20.0
 
 
+def test_a_change_across_long_silence_stays_in_the_silence():
+    # 4 s of silence between the languages; the next clip opens with an unsure second and a
+    # pause that would split the evidence a little better, but lies beyond the silence
+    spec = steady(0, 10, 0.9) + [(14.0, 15.0, 0.6)] + steady(15.2, 25.2, 0.1)
+    found = segments(*windows(spec), TimelineParams(), np.array([[15.0, 15.2]]))
+    assert [(s.start_s, s.end_s, s.language) for s in found] == [(0.0, 10.0, 0), (14.0, 25.2, 1)]
+
+
 def test_long_silence_ends_a_segment_of_the_same_language():
     spec = steady(0, 10, 0.9) + steady(30, 40, 0.9)
     found = segments(*windows(spec), TimelineParams(merge_gap_seconds=3.0))
