@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import langsort.train  # noqa: F401  (selects tf-keras before TensorFlow loads)
 from langsort.errors import LangsortError
 from langsort.model import MAX_WIDTH, MIN_WIDTH
 
