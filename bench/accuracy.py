@@ -14,7 +14,7 @@ silence, music and a corrupt file, through `langsort run --weights none` at defa
 Scored: file accuracy on the speech files (unknown counts as wrong), files confidently
 wrong (ok but wrong), and the whole run's wall time.
 
-    python bench/accuracy.py [--scenario default|little] [--per-language 36] [--epochs 10] [--augment 2]
+    python bench/accuracy.py [--scenario default|little] [--per-language 36] [--epochs 10] [--augment 2] [--seed N]
 """
 
 from __future__ import annotations
@@ -184,13 +184,14 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=None, help="little: early-stopping patience (default: run's)")
     parser.add_argument("--min-confidence", type=float, default=None, help="little: pseudo-label bar (default: run's)")
     parser.add_argument("--rounds", type=int, default=None, help="little: self-training rounds (default: run's)")
+    parser.add_argument("--seed", type=int, default=None, help="little: split and training seed (default: run's)")
     parser.add_argument("--keep-corpus", action="store_true", help="reuse the corpus of an earlier run")
     args = parser.parse_args()
     if args.scenario == "little":
         overrides = {k: v for k, v in dict(epochs=args.epochs, augment=args.augment, image_size=args.image_size,
                                             batch_size=args.batch_size, self_training_rounds=args.rounds,
                                             patience=args.patience, min_confidence=args.min_confidence,
-                                            width=args.width).items()
+                                            width=args.width, seed=args.seed).items()
                      if v is not None}
         little(args.per_language or 20, args.archive_per_language, args.keep_corpus, overrides)
         return
