@@ -2,7 +2,7 @@
 (bench/seed_method.py), on the same clips in one run, plus peak memory for 100 vs 1000 files.
 Both use an untrained MobileNetV2 at 224 (speed does not depend on the weights).
 
-    python bench/label_throughput.py [--files 480] [--seed-clips 40] [--mix archive|wav16k|short] [--memory]
+    python bench/label_throughput.py [--files 480] [--seed-clips N] [--mix archive|wav16k|short] [--memory]
 
 archive and wav16k: an 8-hour archive of 60 s files, label() timed inside this process with
 Ray already started, against the seed's steady speed. short: 320 files of 10 s in the
@@ -147,7 +147,8 @@ def main() -> None:
     parser.add_argument("--files", type=int, help="default 480 of 60 s (8 h, so start-up is a small part as in an "
                                                   "archive); short: 320 of 10 s")
     parser.add_argument("--seconds", type=float)
-    parser.add_argument("--seed-clips", type=int, default=40)
+    parser.add_argument("--seed-clips", type=int, help="default 120: the steady speed, which few clips "
+                                                          "let swing; short: 40, each run a whole process")
     parser.add_argument("--mix", choices=sorted(MIXES) + ["short"], default="archive")
     parser.add_argument("--memory", action="store_true", help="also peak memory for 100 vs 1000 short files")
     parser.add_argument("--repeat", type=int, default=3, help="short: runs of each, the fastest compared")
@@ -155,11 +156,12 @@ def main() -> None:
     short = args.mix == "short"
     files = args.files or (320 if short else 480)
     seconds = args.seconds or (10.0 if short else 60.0)
+    seed_clips = args.seed_clips or (40 if short else 120)
     base = out_dir("label_throughput" + ("_short" if short else ""))
     shutil.rmtree(base, ignore_errors=True)
     model = untrained_model(os.path.join(base, "model"))
     if short:
-        short_files(base, model, files, seconds, args.seed_clips, args.repeat)
+        short_files(base, model, files, seconds, seed_clips, args.repeat)
         return
     archive = os.path.join(base, "archive")
     audio_s = build_archive(archive, files, seconds, mix=MIXES[args.mix])
@@ -169,11 +171,11 @@ def main() -> None:
         summary = label(archive, model, os.path.join(base, "manifests"), progress=False)
     clips = pd.read_parquet(os.path.join(base, "manifests", "clips.parquet"))
     langsort_speed = audio_s / run.seconds
-    seed_audio, seed_seconds = seed_method(archive, clips, args.seed_clips)
+    seed_audio, seed_seconds = seed_method(archive, clips, seed_clips)
     seed_speed = seed_audio / seed_seconds
     print(f"label_throughput[{args.mix}]: langsort {langsort_speed:.0f}x real time ({audio_s / 3600:.2f} h, {summary.files} files, "
           f"{len(clips)} clips, {run.seconds:.1f} s on {os.cpu_count()} cores, MobileNetV2 224, ONNX Runtime fp32)")
-    print(f"label_throughput[{args.mix}]: seed notebook {seed_speed:.1f}x real time ({args.seed_clips} of the same clips); "
+    print(f"label_throughput[{args.mix}]: seed notebook {seed_speed:.1f}x real time ({seed_clips} of the same clips); "
           f"langsort / seed = {langsort_speed / seed_speed:.1f}x")
 
     if args.memory:
