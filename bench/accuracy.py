@@ -54,16 +54,16 @@ def make_corpora(base: str, per_language: int, unseen_per_language: int, keep: b
     return corpus, unseen
 
 
-def trained_model(base: str) -> str:
-    """A model trained at defaults on the seen-voices corpus and exported, for benches that
-    need one (timeline, short files); kept under `base`."""
+def trained_model(base: str, seed: int = 0) -> str:
+    """A model trained at defaults (but `seed`) on the seen-voices corpus and exported, for
+    benches that need one (timeline, short files); kept under `base`."""
     from langsort.export import export
 
     corpus, _ = make_corpora(os.path.join(base, "training"), 36, 1, keep=True)
     prepared, model_dir = os.path.join(base, "prepared"), os.path.join(base, "model")
     shutil.rmtree(prepared, ignore_errors=True)
-    prepare(corpus, prepared, PrepareConfig(augment=2), progress=False)
-    fit(prepared, model_dir, TrainOptions(weights="none"), progress=True)
+    prepare(corpus, prepared, PrepareConfig(augment=2, seed=seed), progress=False)
+    fit(prepared, model_dir, TrainOptions(weights="none", seed=seed), progress=True)
     return export(model_dir).path
 
 

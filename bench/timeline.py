@@ -9,7 +9,7 @@ recordings get noise (10-30 dB SNR) or a telephone band. Scored on a 10 ms grid:
 - language-change boundaries found within +-1.5 s (F1);
 - monolingual recordings that come out as one language, the right one, not mixed.
 
-    python bench/timeline.py [--model MODEL.onnx] [--mixed 16] [--mono 12]
+    python bench/timeline.py [--model MODEL.onnx | --seed N] [--mixed 16] [--mono 12]
 
 Without --model it trains one as bench/accuracy.py does (seen voices only) and exports it.
 """
@@ -133,6 +133,7 @@ def main() -> None:
     parser.add_argument("--model", help="an exported .onnx; default: train one on seen voices")
     parser.add_argument("--mixed", type=int, default=16)
     parser.add_argument("--mono", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0, help="without --model: the training seed")
     parser.add_argument("--keep-recordings", action="store_true", help="reuse the recordings of an earlier run")
     args = parser.parse_args()
     base = out_dir("timeline")
@@ -146,7 +147,7 @@ def main() -> None:
         truth.to_csv(truth_csv, index=False)
 
     init_ray()
-    model = args.model or trained_model(base)
+    model = args.model or trained_model(base, args.seed)
     manifests = os.path.join(base, "manifests")
     shutil.rmtree(manifests, ignore_errors=True)
     with Stopwatch() as watch:
