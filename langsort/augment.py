@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 NOISE_CHANCE = 0.7
-# Archives hold recordings with noise nearly as loud as the speech. Below the quietest SNR
-# seen in training, a model read loud noise itself as one language (bench/accuracy.py
-# --scenario little: Spanish under white noise at 6-8 dB called Maya), so copies reach 3 dB.
+# Archives hold speech under noise nearly as loud as it. A model that never heard noise
+# that loud in training took the noise itself for one language (bench/accuracy.py
+# --scenario little), so copies reach 3 dB.
 SNR_RANGE_DB = (3.0, 35.0)
 
 
