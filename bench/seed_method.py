@@ -39,9 +39,7 @@ def seed_method(archive: str, clips: pd.DataFrame, limit: int) -> tuple[float, f
     base = tf_keras.applications.MobileNetV2(input_shape=(224, 224, 3), include_top=False, weights=None, pooling="avg")
     model = tf_keras.Sequential([base, tf_keras.layers.Dense(2, activation="softmax")])
     chosen = clips.head(limit)
-    # first calls trace the model and load matplotlib's fonts: start-up, not steady speed
-    model.predict(np.zeros((1, 224, 224, 3), np.float32), verbose=0)
-    plt.close(plt.figure(figsize=(2.24, 2.24), dpi=100))
+    model.predict(np.zeros((1, 224, 224, 3), np.float32), verbose=0)  # the first call traces: start-up
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         images = []
