@@ -45,7 +45,9 @@ class ModelMeta:
     backbone: str
     image_size: int
     width: float = 1.0  # MobileNetV2's width multiplier (alpha); 1.0 for the ResNets
-    column_centres: tuple[float, ...] | None = None  # where each column output looks (0..1), set by export
+    # where each column output looks (0..1): measured by exports before training on spliced
+    # clips (langsort.train.data.splice), whose columns answer for equal shares of the clip
+    column_centres: tuple[float, ...] | None = None
     metrics: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
 

@@ -2,9 +2,9 @@
 
 Evidence comes from the model at finer grain than a clip: the exported model also gives
 class probabilities per time column of the CNN's last feature map (the classifier head
-applied to each column, see langsort.export), so a 15 s clip yields several windows of a
-couple of seconds at no extra inference cost. Models without that output give one window
-per clip.
+applied to each column, trained on clips that change language: see
+langsort.train.backbones.with_columns), so a 15 s clip yields several windows of a couple
+of seconds at no extra inference cost. Models without that output give one window per clip.
 
 Smoothing is a Viterbi path (one state per language) over the windows in time order: each
 window votes with its duration-weighted log-probabilities, and every change of language
@@ -50,10 +50,11 @@ def windows_of_clip(start_s: float, end_s: float, column_probs: np.ndarray,
                     centres: tuple[float, ...] | None = None) -> list[tuple[float, float, np.ndarray]]:
     """A clip's per-column probabilities [columns, labels] as windows across the clip.
 
-    Equal windows unless the model gives `centres`: where in the clip (0..1) each column's
-    evidence comes from (langsort.export measures them). A CNN column sees far beyond its
-    own width, and edge columns look inwards, so equal windows put evidence seconds away
-    from the speech it came from; windows then meet halfway between centres."""
+    Equal windows: training fits each column to its equal share of the clip (spliced clips,
+    langsort.train.data.splice). Models trained before that carry `centres`, where in the
+    clip (0..1) each column's evidence came from as their export measured it (a column sees
+    far beyond its own width, and edge columns looked inwards); their windows meet halfway
+    between centres."""
     edges = np.linspace(start_s, end_s, len(column_probs) + 1)
     if centres is not None and len(centres) == len(column_probs):
         middles = (np.asarray(centres[1:]) + np.asarray(centres[:-1])) / 2

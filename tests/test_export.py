@@ -21,28 +21,8 @@ def test_export_matches_the_trained_model_and_carries_its_metadata(exported, tra
     assert "clip_accuracy" in info.meta.metrics and info.sha256 == exported.sha256
     props = {p.key for p in onnx.load(exported.path).metadata_props}
     assert {"langsort", "model_card"} <= props
-    centres = info.meta.column_centres  # measured at export; None when they did not come out in order
-    assert centres is None or len(centres) == ort.InferenceSession(exported.path).get_outputs()[1].shape[1]
-
-
-def test_column_centres_say_where_each_column_looks():
-    """Columns of the last feature map see most of the clip: the measured centres come out
-    in order, and the edge columns' centres lie inward of their nominal places."""
-    from langsort.train import load_tensorflow
-
-    load_tensorflow()
-    import tf_keras
-
-    from langsort.export import column_centres, with_column_output
-    from langsort.train.backbones import build_model
-
-    tf_keras.utils.set_random_seed(0)
-    model = with_column_output(build_model("mobilenet_v2", 2, (128, 224), image_size=96, width=0.5))
-    grids = np.random.default_rng(0).uniform(0, 255, (4, 128, 224)).astype(np.float32)
-    centres = column_centres(model, grids)
-    assert centres is not None and len(centres) == 3  # 96 px -> a 3x3 feature map
-    assert all(0 < a < b < 1 for a, b in zip(centres, centres[1:]))
-    assert centres[0] > 1 / 6 and centres[-1] < 5 / 6
+    assert info.meta.column_centres is None  # columns trained on spliced clips answer for equal shares
+    assert ort.InferenceSession(exported.path).get_outputs()[1].shape[2] == 2  # [batch, columns, labels]
 
 
 def test_exported_model_takes_any_batch_size(exported):

@@ -79,6 +79,28 @@ def test_mel_shift_moves_each_grid_by_at_most_the_given_bands_and_fills_from_the
         assert (grid == grid[:, :1]).all()  # time is untouched
 
 
+
+def test_splice_changes_language_inside_clips_and_its_targets_say_where():
+    """Each grid holds its index in every cell, so where a spliced clip's frames came from
+    is readable; the targets must match those frames, per clip and per column."""
+    labels = np.array([0, 1] * 32)
+    grids = np.broadcast_to(np.arange(64, dtype=np.uint8)[:, None, None], (64, 8, 70)).copy()
+    spliced, per_clip, per_column = train_data.splice(grids, labels, 2, 7, np.random.default_rng(0), share=0.5)
+    changed = [i for i in range(64) if (spliced[i] != i).any()]
+    assert 16 < len(changed) < 48  # about half
+    for i in range(64):
+        source = spliced[i, 0]  # which grid each frame came from
+        frame_labels = labels[source]
+        assert (spliced[i] == source).all()  # whole frames move, never parts of one
+        assert source[0] == i  # a clip opens with itself
+        if i in changed:
+            cut = int(np.argmax(source != i))
+            assert 14 <= cut <= 56 and (source[cut:] != i).all() and len(set(source[cut:])) == 1
+            assert labels[source[cut]] != labels[i]  # the other language
+        assert per_clip[i] == pytest.approx(np.bincount(frame_labels, minlength=2) / 70)
+        for j in range(7):
+            assert per_column[i, j] == pytest.approx(np.bincount(frame_labels[10 * j:10 * j + 10], minlength=2) / 10)
+
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_each_backbone_builds_with_its_own_preprocessing(name):
     import tf_keras

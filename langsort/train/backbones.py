@@ -135,3 +135,26 @@ def build_model(
     model = tf_keras.Model(grid, probabilities, name=f"langsort_{name}")
     model.backbone = base
     return model
+
+
+def with_columns(model):
+    """The model with a second output: class probabilities per time column of the
+    backbone's last feature map (averaged over frequency), through the same classifier head
+    (shared weights). Global average pooling and the head are linear up to the softmax, so
+    the columns' logits average to the clip's. Training fits this output on spliced clips
+    (langsort.train.data.splice) so each column answers for its own stretch of the clip;
+    export keeps it, and the language timeline reads it (langsort.timeline)."""
+    import tensorflow as tf
+    import tf_keras
+
+    # the backbone is a nested model: its last node is the call inside this model
+    feature_map = model.backbone.get_output_at(-1)  # [batch, mel rows, time columns, channels]
+    head = model.get_layer("probabilities")
+    n_columns, channels, n_labels = feature_map.shape[2], feature_map.shape[3], head.units
+    # the head sees columns as rows of a batch: a Dense on 3-D input did not convert to ONNX
+    columns = tf_keras.layers.Lambda(lambda t: tf.reshape(tf.reduce_mean(t, axis=1), [-1, channels]),
+                                     name="columns")(feature_map)
+    column_probabilities = tf_keras.layers.Lambda(lambda t: tf.reshape(t, [-1, n_columns, n_labels]),
+                                                  name="column_probabilities")(head(columns))
+    return tf_keras.Model(model.input, [model.output, column_probabilities], name=model.name)
+

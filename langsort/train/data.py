@@ -19,6 +19,7 @@ from langsort.errors import LangsortError
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 MEL_SHIFT = 3  # largest mel-band shift in training (shift_mels); 0: none
+SPLICE_SHARE = 0.5  # training clips that become two languages (splice)
 
 
 def split_recordings(
@@ -102,6 +103,32 @@ def class_weights(label_indices: np.ndarray, n_labels: int) -> dict[int, float]:
     counts = np.bincount(label_indices, minlength=n_labels).astype(float)
     total = counts.sum()
     return {i: float(total / (n_labels * c)) if c else 0.0 for i, c in enumerate(counts)}
+
+
+def splice(grids: np.ndarray, labels: np.ndarray, n_labels: int, columns: int, rng: np.random.Generator,
+           share: float = SPLICE_SHARE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A batch [batch, mels, frames] in which about `share` of the clips change language:
+    the clip up to a random frame (a fifth to four fifths in), then the rest of a clip of
+    another language from the same batch. Returns the grids and soft targets: each
+    language's share of the frames per clip [batch, labels] and per column of the model's
+    last feature map [batch, columns, labels].
+
+    Clips of one language teach the per-column outputs nothing about where in a clip a
+    language is: each column sees most of the clip and followed the clip's language, so a
+    clip across a change of language gave one answer throughout, and the timeline's
+    boundaries fell at clip edges, seconds from the change (bench/timeline.py)."""
+    n, _, frames = grids.shape
+    out, cut, partner = grids.copy(), np.full(n, frames), np.arange(n)
+    for i in np.flatnonzero(rng.uniform(size=n) < share):
+        others = np.flatnonzero(labels != labels[i])
+        if len(others):
+            partner[i], cut[i] = rng.choice(others), rng.integers(frames // 5, frames - frames // 5 + 1)
+            out[i, :, cut[i]:] = grids[partner[i], :, cut[i]:]
+    frame_labels = np.where(np.arange(frames)[None, :] < cut[:, None], labels[:, None], labels[partner][:, None])
+    per_frame = np.eye(n_labels, dtype=np.float32)[frame_labels]  # [batch, frames, labels]
+    edges = np.linspace(0, frames, columns + 1).round().astype(int)
+    per_column = np.stack([per_frame[:, a:b].mean(axis=1) for a, b in zip(edges[:-1], edges[1:])], axis=1)
+    return out, per_frame.mean(axis=1), per_column
 
 
 def shift_mels(grids, max_shift: int):

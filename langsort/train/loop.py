@@ -189,7 +189,7 @@ def _worker_loop(config: dict) -> None:
     from ray.train import Checkpoint
 
     from langsort.train import load_tensorflow
-    from langsort.train.backbones import build_model
+    from langsort.train.backbones import build_model, with_columns
 
     load_tensorflow()
     import tensorflow as tf
@@ -213,38 +213,48 @@ def _worker_loop(config: dict) -> None:
     with strategy.scope():
         model = build_model(config["backbone"], len(config["labels"]), tuple(config["grid_shape"]),
                             config["image_size"], config["weights"], config["width"])
+        trained = with_columns(model)  # the same weights, with the per-column output to fit as well
+    columns = trained.outputs[1].shape[1]
 
     def compile_for(learning_rate: float, backbone_trainable: bool) -> None:
         """Adam on a short warm-up, then cosine decay to the last epoch: from scratch on a
-        few hundred clips, a constant rate kept validation loss jumping between epochs."""
+        few hundred clips, a constant rate kept validation loss jumping between epochs.
+        Validation scores the clip output alone, as labelling uses it."""
         model.backbone.trainable = backbone_trainable
         steps = max(1, config["steps_per_epoch"] * config["epochs"])
         schedule = tf_keras.optimizers.schedules.CosineDecay(
             learning_rate / 10, decay_steps=steps, warmup_target=learning_rate, warmup_steps=min(steps // 10, 200))
         with strategy.scope():
-            model.compile(optimizer=tf_keras.optimizers.Adam(schedule),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            trained.compile(optimizer=tf_keras.optimizers.Adam(schedule), loss="categorical_crossentropy",
+                            metrics=[["accuracy"], []])
+            model.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
     # pretrained: the head learns on a frozen backbone first, then everything fine-tunes slowly
     frozen_epochs = max(1, config["epochs"] // 3) if pretrained else 0
     compile_for(config["learning_rate"], backbone_trainable=not pretrained)
     train_shard = ray.train.get_dataset_shard("train")
     validation = ray.train.get_dataset_shard("validation")
-    class_weight = {int(k): v for k, v in config["class_weight"].items()}
+    by_label = {int(k): v for k, v in config["class_weight"].items()}
+    class_weight = np.array([by_label.get(i, 0.0) for i in range(len(config["labels"]))], np.float32)
     augment = tf.function(lambda grids: train_data.spec_augment(tf.cast(grids, tf.float32)))
+    splice_rng = np.random.default_rng([config["seed"], rank])
 
-    def run_epoch(shard, step, **shuffle) -> dict:
+    def run_epoch(shard, step, stepped, **shuffle) -> dict:
         """Numpy batches straight from the shard into the compiled step: `to_tf`'s generator
         pipeline left a core idle on 2-core machines (about half the images per second)."""
-        model.reset_metrics()
+        stepped.reset_metrics()
         logs = {}
         for batch in shard.iter_batches(batch_size=config["batch_size"], batch_format="numpy", **shuffle):
             logs = step(batch)
         return {k: float(v) for k, v in logs.items()}
 
     def train_step(batch):
-        return model.train_on_batch(augment(batch["grid"]), batch["label"], class_weight=class_weight,
-                                    reset_metrics=False, return_dict=True)
+        grids, clip_targets, column_targets = train_data.splice(
+            batch["grid"], batch["label"], len(config["labels"]), columns, splice_rng)
+        weights = clip_targets @ class_weight
+        logs = trained.train_on_batch(augment(grids), [clip_targets, column_targets], sample_weight=[weights, weights],
+                                      reset_metrics=False, return_dict=True)
+        return dict(loss=logs["loss"], accuracy=logs["probabilities_accuracy"])
 
     def test_step(batch):
         return model.test_on_batch(batch["grid"].astype(np.float32), batch["label"], reset_metrics=False,
@@ -255,9 +265,9 @@ def _worker_loop(config: dict) -> None:
         epoch_started = time.perf_counter()
         if pretrained and epoch == frozen_epochs:
             compile_for(config["learning_rate"] / 10, backbone_trainable=True)
-        fitted = run_epoch(train_shard, train_step, local_shuffle_buffer_size=512,
+        fitted = run_epoch(train_shard, train_step, trained, local_shuffle_buffer_size=512,
                            local_shuffle_seed=config["seed"] + epoch)
-        evaluated = run_epoch(validation, test_step)
+        evaluated = run_epoch(validation, test_step, model)
         row = dict(epoch=epoch, loss=fitted["loss"], accuracy=fitted["accuracy"],
                    val_loss=evaluated["loss"], val_accuracy=evaluated["accuracy"])
         history.append(row)
