@@ -25,7 +25,7 @@ PROBABILITY_FLOOR = 0.02  # one window can never be certain: bounds what a singl
 
 @dataclass(frozen=True)
 class TimelineParams:
-    switch_cost: float = 10.0  # log-likelihood a change of language must win by (nats)
+    switch_cost: float = 6.0  # log-likelihood a change of language must win by (nats)
     evidence_per_second: float = 1.0  # weight of one second of a window's log-probabilities
     pause_discount: float = 0.5  # a change across a pause (gap between clips) costs this share
     pause_seconds: float = 0.25  # a gap at least this long between windows is a pause
