@@ -157,4 +157,3 @@ def with_columns(model):
     column_probabilities = tf_keras.layers.Lambda(lambda t: tf.reshape(t, [-1, n_columns, n_labels]),
                                                   name="column_probabilities")(head(columns))
     return tf_keras.Model(model.input, [model.output, column_probabilities], name=model.name)
-
