@@ -79,7 +79,6 @@ def test_mel_shift_moves_each_grid_by_at_most_the_given_bands_and_fills_from_the
         assert (grid == grid[:, :1]).all()  # time is untouched
 
 
-
 def test_splice_changes_language_inside_clips_and_its_targets_say_where():
     """Each grid holds its index in every cell, so where a spliced clip's frames came from
     is readable; the targets must match those frames, per clip and per column."""
@@ -100,6 +99,7 @@ def test_splice_changes_language_inside_clips_and_its_targets_say_where():
         assert per_clip[i] == pytest.approx(np.bincount(frame_labels, minlength=2) / 70)
         for j in range(7):
             assert per_column[i, j] == pytest.approx(np.bincount(frame_labels[10 * j:10 * j + 10], minlength=2) / 10)
+
 
 @pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_each_backbone_builds_with_its_own_preprocessing(name):
