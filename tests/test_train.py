@@ -55,6 +55,8 @@ def test_clips_of_one_recording_never_sit_on_two_sides(prepared_small):
 def test_class_weights_balance_the_languages():
     weights = train_data.class_weights(np.array([0, 0, 0, 1]), 2)
     assert weights[1] == pytest.approx(3 * weights[0])
+    assert weights @ np.array([3, 1]) == pytest.approx(4)  # the batch's total weight is unchanged
+    assert train_data.class_weights(np.array([0, 0, 1]), 3).tolist() == pytest.approx([0.5, 1.0, 0.0])
 
 
 def test_spec_augment_masks_stripes_and_keeps_the_rest():

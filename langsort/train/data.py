@@ -100,11 +100,12 @@ class SideFilter:
         }
 
 
-def class_weights(label_indices: np.ndarray, n_labels: int) -> dict[int, float]:
-    """Inverse-frequency weights, so a language with fewer clips counts as much."""
-    counts = np.bincount(label_indices, minlength=n_labels).astype(float)
-    total = counts.sum()
-    return {i: float(total / (n_labels * c)) if c else 0.0 for i, c in enumerate(counts)}
+def class_weights(label_indices: np.ndarray, n_labels: int) -> np.ndarray:
+    """Inverse-frequency weights [n_labels], so a language with fewer clips counts as much
+    (0 for a language with none)."""
+    counts = np.bincount(label_indices, minlength=n_labels).astype(np.float64)
+    weights = np.divide(counts.sum(), n_labels * counts, out=np.zeros(n_labels), where=counts > 0)
+    return weights.astype(np.float32)
 
 
 def splice(grids: np.ndarray, labels: np.ndarray, n_labels: int, columns: int, rng: np.random.Generator,

@@ -234,8 +234,7 @@ def _worker_loop(config: dict) -> None:
     compile_for(config["learning_rate"], backbone_trainable=not pretrained)
     train_shard = ray.train.get_dataset_shard("train")
     validation = ray.train.get_dataset_shard("validation")
-    by_label = {int(k): v for k, v in config["class_weight"].items()}
-    class_weight = np.array([by_label.get(i, 0.0) for i in range(len(config["labels"]))], np.float32)
+    class_weight = config["class_weight"]
     augment = tf.function(lambda grids: train_data.spec_augment(tf.cast(grids, tf.float32)))
     splice_rng = np.random.default_rng([config["seed"], rank])
 
