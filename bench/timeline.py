@@ -8,6 +8,7 @@ recordings get noise (10-30 dB SNR) or a telephone band. Scored on a 10 ms grid:
 - speech time with the right language (truth: the stretches, pauses inside them included);
 - language-change boundaries found within +-1.5 s (F1);
 - monolingual recordings that come out as one language, the right one, not mixed.
+Speech time is also broken down by voice and language, which says where the error lives.
 
     python bench/timeline.py [--model MODEL.onnx | --seed N] [--mixed 16] [--mono 12]
 
@@ -51,7 +52,7 @@ def degrade(samples: np.ndarray, kind: str, rng: np.random.Generator) -> np.ndar
 
 
 def make_recordings(root: str, mixed: int, mono: int, texts: dict, seed: int = 5) -> pd.DataFrame:
-    """root/<name>.<ext> and the truth: one row per stretch (name, start_s, end_s, language)."""
+    """root/<name>.<ext> and the truth: one row per stretch (name, start_s, end_s, language, voice)."""
     rng = np.random.default_rng(seed)
     truth = []
     for n in range(mixed + mono):
@@ -66,7 +67,7 @@ def make_recordings(root: str, mixed: int, mono: int, texts: dict, seed: int = 5
             seconds = rng.uniform(5, 40) if n < mixed else rng.uniform(20, 60)
             voice = synth.Voice(language, variant, speed, pitch)
             speech = trimmed(synth.recording(language, seconds, rng, voice=voice, lines=texts[language]))
-            truth.append((name, position, position + len(speech) / synth.ESPEAK_RATE, language))
+            truth.append((name, position, position + len(speech) / synth.ESPEAK_RATE, language, variant))
             pause = np.zeros(int(rng.uniform(0.3, 1.2) * synth.ESPEAK_RATE), np.float32)
             parts += [speech, pause]
             position += (len(speech) + len(pause)) / synth.ESPEAK_RATE
@@ -75,7 +76,7 @@ def make_recordings(root: str, mixed: int, mono: int, texts: dict, seed: int = 5
         path = f"{name}.{fmt.ext}"
         synth.write(os.path.join(root, path), samples, synth.ESPEAK_RATE, fmt.rate, fmt.channels)
         truth = [(path if t[0] == name else t[0], *t[1:]) for t in truth]
-    return pd.DataFrame(truth, columns=["path", "start_s", "end_s", "language"])
+    return pd.DataFrame(truth, columns=["path", "start_s", "end_s", "language", "voice"])
 
 
 def on_grid(intervals, length_s: float) -> np.ndarray:
@@ -105,6 +106,7 @@ def matched(truth: list[float], found: list[float]) -> int:
 
 def score(truth: pd.DataFrame, segments: pd.DataFrame, files: pd.DataFrame) -> dict:
     right = speech = hits = n_true = n_found = mono_ok = mono = 0
+    by_voice = {}  # (voice, language) -> [right, speech] steps
     for path, stretches in truth.groupby("path"):
         spans = list(stretches[["start_s", "end_s", "language"]].itertuples(index=False, name=None))
         mine = segments[segments.path == path].sort_values("start_s")
@@ -113,6 +115,10 @@ def score(truth: pd.DataFrame, segments: pd.DataFrame, files: pd.DataFrame) -> d
         expected, predicted = on_grid(spans, length), on_grid(found, length)
         speech += int((expected >= 0).sum())
         right += int(((expected >= 0) & (predicted == expected)).sum())
+        for index, language in enumerate(LANGUAGES):
+            counts = by_voice.setdefault((stretches.voice.iloc[0], language), [0, 0])
+            counts[0] += int(((expected == index) & (predicted == index)).sum())
+            counts[1] += int((expected == index).sum())
         true_changes, found_changes = changes(spans), changes(found)
         hits += matched(true_changes, found_changes)
         n_true += len(true_changes)
@@ -125,7 +131,8 @@ def score(truth: pd.DataFrame, segments: pd.DataFrame, files: pd.DataFrame) -> d
     recall = hits / n_true if n_true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return dict(time_accuracy=right / speech, boundary_precision=precision, boundary_recall=recall, boundary_f1=f1,
-                changes=n_true, mono_one_language=mono_ok / mono if mono else float("nan"), mono=mono)
+                changes=n_true, mono_one_language=mono_ok / mono if mono else float("nan"), mono=mono,
+                by_voice={key: r / n for key, (r, n) in sorted(by_voice.items()) if n})
 
 
 def main() -> None:
@@ -165,6 +172,8 @@ def main() -> None:
           f"{figures['changes']} true changes) (target >= 0.85)")
     print(f"timeline: monolingual recordings as one language {figures['mono_one_language']:.3f} "
           f"({figures['mono']} recordings) (target >= 0.97)")
+    print("timeline: speech time with the right language by voice: "
+          + ", ".join(f"{voice} {language} {share:.2f}" for (voice, language), share in figures["by_voice"].items()))
 
 
 if __name__ == "__main__":
