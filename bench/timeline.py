@@ -105,16 +105,14 @@ def matched(truth: list[float], found: list[float]) -> int:
 
 
 def score(truth: pd.DataFrame, segments: pd.DataFrame, files: pd.DataFrame) -> dict:
-    right = speech = hits = n_true = n_found = mono_ok = mono = 0
-    by_voice = {}  # (voice, language) -> [right, speech] steps
+    hits = n_true = n_found = mono_ok = mono = 0
+    by_voice = {}  # (voice, language) -> [right, speech] 10 ms steps; their sums are the whole figure
     for path, stretches in truth.groupby("path"):
         spans = list(stretches[["start_s", "end_s", "language"]].itertuples(index=False, name=None))
         mine = segments[segments.path == path].sort_values("start_s")
         found = [(s, e, lang) for s, e, lang in mine[["start_s", "end_s", "language"]].itertuples(index=False, name=None)]
         length = max([e for _, e, _ in spans + found] + [0.0])
         expected, predicted = on_grid(spans, length), on_grid(found, length)
-        speech += int((expected >= 0).sum())
-        right += int(((expected >= 0) & (predicted == expected)).sum())
         for index, language in enumerate(LANGUAGES):
             counts = by_voice.setdefault((stretches.voice.iloc[0], language), [0, 0])
             counts[0] += int(((expected == index) & (predicted == index)).sum())
@@ -130,6 +128,7 @@ def score(truth: pd.DataFrame, segments: pd.DataFrame, files: pd.DataFrame) -> d
     precision = hits / n_found if n_found else 1.0
     recall = hits / n_true if n_true else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    right, speech = np.sum(list(by_voice.values()), axis=0)
     return dict(time_accuracy=right / speech, boundary_precision=precision, boundary_recall=recall, boundary_f1=f1,
                 changes=n_true, mono_one_language=mono_ok / mono if mono else float("nan"), mono=mono,
                 by_voice={key: r / n for key, (r, n) in sorted(by_voice.items()) if n})
