@@ -42,9 +42,9 @@ WEIGHTS = typer.Option(train_defaults.INITIAL_WEIGHTS, metavar="[auto|imagenet|n
                        help="Initial weights: auto (ImageNet when it can be had, else from scratch, saying which), "
                             "imagenet (downloads), none (from scratch) or a local weights file.")
 ROUNDS = typer.Option(selftrain_defaults.ROUNDS, min=0, help="Self-training rounds on the unlabelled archive "
-                      "(pseudo-label its confident files, train again); 0: the labelled recordings alone.")
+                      "(pseudo-label its confidently labelled stretches, train again); 0: the labelled recordings alone.")
 MIN_CONFIDENCE = typer.Option(selftrain_defaults.MIN_CONFIDENCE, min=0.0, max=1.0,
-                              help="File confidence an archive file needs to be pseudo-labelled.")
+                              help="Confidence a stretch of the archive needs to be pseudo-labelled.")
 THRESHOLD = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0, help="Below this confidence a file is unknown.")
 
 
@@ -197,7 +197,7 @@ def train(
     learning_rate: float = LEARNING_RATE,
     seed: int = SEED,
     unlabelled: Optional[str] = typer.Option(None, "--unlabelled", help="An unlabelled archive to learn from too "
-                                             "(self-training: its confidently labelled files join the training side)."),
+                                             "(self-training: its confidently labelled stretches join the training side)."),
     rounds: int = ROUNDS,
     min_confidence: float = MIN_CONFIDENCE,
     address: Optional[str] = ADDRESS,

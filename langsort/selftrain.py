@@ -1,8 +1,9 @@
 """Learning from the unlabelled archive itself (self-training, "noisy student").
 
 A team has minutes of labelled speech per language but hours of unlabelled archive. Each
-round, the current model (the teacher) labels the archive; the files it labels confidently,
-as one language, become pseudo-labelled recordings; a new model (the student) trains on the
+round, the current model (the teacher) labels the archive; the stretches it labels
+confidently (segments.parquet: a monolingual file is one stretch, a bilingual recording gives
+one per language turn) become pseudo-labelled recordings; a new model (the student) trains on the
 labelled corpus plus those, with perturbed copies and SpecAugment on both sides, and becomes
 the next round's teacher. Pseudo-labelled recordings join the training side only
 (`fit(train_only=...)`): validation, early stopping and the test figures stay on the
@@ -37,26 +38,28 @@ WORK_DIR = "self-training"
 class SelfTraining:
     unlabelled: str  # the archive (a folder tree or an object-store URI)
     rounds: int = ROUNDS
-    min_confidence: float = MIN_CONFIDENCE  # file confidence a pseudo-label needs
+    min_confidence: float = MIN_CONFIDENCE  # segment confidence a pseudo-label needs
 
 
-def confident_files(files, labels: list[str], min_confidence: float):
-    """The teacher's files.parquet rows (a DataFrame) worth learning from: labelled (`ok`),
-    in one model language, not mixed, at `min_confidence` or more."""
-    from langsort import manifest
-
-    keep = (files.status.eq(manifest.STATUS_OK) & files.language.isin(labels)
-            & files.confidence.ge(min_confidence) & ~files.mixed.fillna(False).astype(bool))
-    return files.loc[keep, ["path", "language", "confidence"]].sort_values("path")
+def confident_stretches(segments, labels: list[str], min_confidence: float, min_seconds: float):
+    """The teacher's segments.parquet rows worth learning from (a DataFrame of path, language,
+    start_s, end_s): in a model language, at `min_confidence` or more and at least
+    `min_seconds` (a clip) long. Segments, not files: a bilingual recording, whose file-level
+    confidence is that of its dominant language, still teaches each of its languages."""
+    keep = (segments.language.isin(labels) & segments.confidence.ge(min_confidence)
+            & (segments.end_s - segments.start_s).ge(min_seconds))
+    return segments.loc[keep, ["path", "language", "start_s", "end_s"]].sort_values(["path", "start_s"])
 
 
 def pseudo_recordings(chosen, input_root: str) -> list:
-    """One prepare.ExtraRecording per chosen file, labelled with the teacher's language."""
+    """One prepare.ExtraRecording per (file, language) among the chosen stretches, labelled
+    with the teacher's language and limited to those stretches."""
     from langsort.prepare import ExtraRecording
 
-    return [ExtraRecording(InputFile(source=storage.join(input_root, path),
-                                     path=f"{PSEUDO_PREFIX}/{language}/{path}", label=language))
-            for path, language in zip(chosen.path, chosen.language)]
+    return [ExtraRecording(InputFile(source=storage.join(input_root, path), path=f"{PSEUDO_PREFIX}/{language}/{path}",
+                                     label=language),
+                           windows=tuple(zip(stretches.start_s.tolist(), stretches.end_s.tolist())))
+            for (path, language), stretches in chosen.groupby(["path", "language"], sort=True)]
 
 
 def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTraining, progress: bool = True,
@@ -92,23 +95,25 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
         labels_dir, pseudo_dir = os.path.join(here, "labels"), os.path.join(here, "pseudo")
         label.label(plan.unlabelled, onnx, labels_dir, threshold=plan.min_confidence, progress=progress)
         files = pd.read_parquet(os.path.join(labels_dir, manifest.FILES_NAME))
-        chosen = confident_files(files, meta["labels"], plan.min_confidence)
+        chosen = confident_stretches(pd.read_parquet(os.path.join(labels_dir, manifest.SEGMENTS_NAME)),
+                                     meta["labels"], plan.min_confidence, config.shortest_clip_s)
         if chosen.empty:
-            echo(f"self-training round {round_index}: no archive file labelled at confidence >= "
+            echo(f"self-training round {round_index}: no archive speech labelled at confidence >= "
                  f"{plan.min_confidence}; keeping the model of round {round_index - 1}")
             break
         if not os.path.isfile(os.path.join(pseudo_dir, PREPARED_META)):
             prepare(None, pseudo_dir, config, progress=progress, extra=pseudo_recordings(chosen, plan.unlabelled))
         student = trained(model_at(round_index), (pseudo_dir,))
+        seconds = (chosen.end_s - chosen.start_s).groupby(chosen.language).sum().sort_index()
         rounds.append(dict(
-            round=round_index, archive_files=len(files), pseudo_labelled=len(chosen),
-            by_language=chosen.language.value_counts().sort_index().to_dict(),
+            round=round_index, archive_files=len(files), pseudo_labelled=chosen.path.nunique(),
+            seconds_by_language={language: round(float(s), 1) for language, s in seconds.items()},
             teacher_validation=metrics["validation"]["clip"]["accuracy"],
             student_validation=student["validation"]["clip"]["accuracy"]))
-        echo(f"self-training round {round_index}: {len(chosen)} of {len(files)} archive files pseudo-labelled ("
-             + ", ".join(f"{k} {v}" for k, v in rounds[-1]["by_language"].items())
-             + f"); validation clip accuracy {rounds[-1]['teacher_validation']:.3f} -> "
-               f"{rounds[-1]['student_validation']:.3f}")
+        minutes = ", ".join(f"{language} {s / 60:.1f} min" for language, s in seconds.items())
+        echo(f"self-training round {round_index}: {rounds[-1]['pseudo_labelled']} of {len(files)} archive files "
+             f"pseudo-labelled ({minutes}); validation clip accuracy {rounds[-1]['teacher_validation']:.3f} -> "
+             f"{rounds[-1]['student_validation']:.3f}")
         metrics, final = student, model_at(round_index)
 
     metrics["self_training"] = rounds

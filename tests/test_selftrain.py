@@ -4,29 +4,37 @@ import pandas as pd
 import pytest
 
 from langsort.errors import LangsortError
-from langsort.selftrain import PSEUDO_PREFIX, confident_files, pseudo_recordings
+from langsort.selftrain import PSEUDO_PREFIX, confident_stretches, pseudo_recordings
 
 
-def test_only_confident_single_language_files_become_pseudo_labels():
-    files = pd.DataFrame([
-        dict(path="a.wav", status="ok", language="maya", confidence=0.95, mixed=False),
-        dict(path="b.wav", status="ok", language="spanish", confidence=0.70, mixed=False),  # not confident
-        dict(path="c.wav", status="ok", language="maya", confidence=0.99, mixed=True),  # two languages
-        dict(path="d.wav", status="unknown", language=None, confidence=0.5, mixed=None),
-        dict(path="e.wav", status="error", language=None, confidence=None, mixed=None),
-        dict(path="f.wav", status="reviewed", language="english", confidence=1.0, mixed=False),
-        dict(path="g/h.wav", status="ok", language="spanish", confidence=0.90, mixed=False),
+def test_confident_stretches_become_pseudo_labels_bilingual_recordings_included():
+    segment = lambda path, start, end, language, confidence: dict(  # noqa: E731
+        path=path, start_s=start, end_s=end, language=language, confidence=confidence)
+    segments = pd.DataFrame([
+        segment("a.wav", 0.5, 20.0, "maya", 0.95),
+        segment("b.wav", 0.0, 12.0, "spanish", 0.97),  # a bilingual recording: both turns count
+        segment("b.wav", 12.5, 30.0, "maya", 0.91),
+        segment("b.wav", 30.5, 40.0, "spanish", 0.70),  # not confident
+        segment("b.wav", 41.0, 43.0, "maya", 0.99),  # shorter than a clip
+        segment("b.wav", 44.0, 60.0, "spanish", 0.92),
+        segment("b.wav", 61.0, 70.0, None, 0.55),  # below the label threshold: no language
+        segment("g/h.wav", 1.0, 9.0, "english", 0.99),  # not a model language
+        segment("g/h.wav", 10.0, 19.0, "spanish", 0.90),
     ])
-    chosen = confident_files(files, ["maya", "spanish"], 0.9)
-    assert list(chosen.path) == ["a.wav", "g/h.wav"]
+    chosen = confident_stretches(segments, ["maya", "spanish"], 0.9, 3.0)
+    assert list(chosen.itertuples(index=False, name=None)) == [
+        ("a.wav", "maya", 0.5, 20.0), ("b.wav", "spanish", 0.0, 12.0), ("b.wav", "maya", 12.5, 30.0),
+        ("b.wav", "spanish", 44.0, 60.0), ("g/h.wav", "spanish", 10.0, 19.0)]
     recordings = pseudo_recordings(chosen, "/archive")
-    assert [(r.file.source, r.file.path, r.file.label) for r in recordings] == [
-        ("/archive/a.wav", f"{PSEUDO_PREFIX}/maya/a.wav", "maya"),
-        ("/archive/g/h.wav", f"{PSEUDO_PREFIX}/spanish/g/h.wav", "spanish")]
+    assert [(r.file.source, r.file.path, r.file.label, r.windows) for r in recordings] == [
+        ("/archive/a.wav", f"{PSEUDO_PREFIX}/maya/a.wav", "maya", ((0.5, 20.0),)),
+        ("/archive/b.wav", f"{PSEUDO_PREFIX}/maya/b.wav", "maya", ((12.5, 30.0),)),
+        ("/archive/b.wav", f"{PSEUDO_PREFIX}/spanish/b.wav", "spanish", ((0.0, 12.0), (44.0, 60.0))),
+        ("/archive/g/h.wav", f"{PSEUDO_PREFIX}/spanish/g/h.wav", "spanish", ((10.0, 19.0),))]
 
 
 def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, prepared_small, speech_cache, tmp_path):
-    """A real round: the teacher labels the archive, its files join training as
+    """A real round: the teacher labels the archive, its confident stretches join training as
     `_pseudo/<language>/...` and never validation or test; MODEL_DIR holds the student."""
     from langsort import synth
     from langsort.selftrain import SelfTraining, fit_with_unlabelled
@@ -46,7 +54,8 @@ def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, pre
     assert round_1["pseudo_labelled"] == 4 and round_1["archive_files"] == 5
     assert "4 of 5 archive files pseudo-labelled" in lines[0]
     pseudo = pd.read_parquet(tmp_path / "model" / "self-training" / "round-1" / "pseudo" / "files.parquet")
-    assert pseudo.path.str.startswith(f"{PSEUDO_PREFIX}/").all() and len(pseudo) == 4
+    assert pseudo.path.str.startswith(f"{PSEUDO_PREFIX}/").all()
+    assert pseudo.path.str.split("/", n=2).str[2].nunique() == 4  # a file per stretch's language, notes.txt not
     model = tmp_path / "model"
     assert (model / MODEL_JSON).is_file()
     assert json.loads((model / MODEL_JSON).read_text())["train_only"] == [str(model / "self-training" / "round-1" / "pseudo")]
