@@ -54,17 +54,27 @@ def make_corpora(base: str, per_language: int, unseen_per_language: int, keep: b
     return corpus, unseen
 
 
-def trained_model(base: str, seed: int = 0) -> str:
+def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, rounds: int = 1) -> list[str]:
     """A model trained at defaults (but `seed`) on the seen-voices corpus and exported, for
-    benches that need one (timeline, short files); kept under `base`."""
+    benches that need one (timeline, short files); kept under `base`. With `unlabelled`, then
+    `rounds` of self-training on it, as `langsort train --unlabelled` does: the exported model
+    of every round, the labelled-only teacher first."""
     from langsort.export import export
+    from langsort.selftrain import WORK_DIR, SelfTraining, fit_with_unlabelled
 
     corpus, _ = make_corpora(os.path.join(base, "training"), 36, 1, keep=True)
     prepared, model_dir = os.path.join(base, "prepared"), os.path.join(base, "model")
     shutil.rmtree(prepared, ignore_errors=True)
+    shutil.rmtree(model_dir, ignore_errors=True)
     prepare(corpus, prepared, PrepareConfig(augment=2, seed=seed), progress=False)
-    fit(prepared, model_dir, TrainOptions(weights="none", seed=seed), progress=True)
-    return export(model_dir).path
+    options = TrainOptions(weights="none", seed=seed)
+    if not (unlabelled and rounds):
+        fit(prepared, model_dir, options, progress=True)
+        return [export(model_dir).path]
+    done = fit_with_unlabelled(prepared, model_dir, options, SelfTraining(unlabelled, rounds), progress=True)
+    earlier = [os.path.join(model_dir, WORK_DIR, f"round-{r['round'] - 1}", "model", "model.onnx")
+               for r in done["self_training"]]
+    return earlier + [export(model_dir).path]
 
 
 def degraded(samples: np.ndarray, condition: str, other: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -160,9 +170,9 @@ def little(per_language: int, archive_per_language: int, keep_corpus: bool, over
         pseudo_right = pseudo.label.to_numpy() == original.map(truth).to_numpy()
         teacher = pd.read_parquet(os.path.join(round_dir, "labels", "files.parquet")).set_index("path").loc[list(truth)]
         print(f"accuracy[little]: self-training round {done['round']}: teacher file accuracy "
-              f"{teacher.language.eq(pd.Series(truth)).mean():.3f}; {len(pseudo)} files pseudo-labelled, "
-              f"{int((~pseudo_right).sum())} of them wrongly; validation clip accuracy "
-              f"{done['teacher_validation']:.3f} -> {done['student_validation']:.3f}")
+              f"{teacher.language.eq(pd.Series(truth)).mean():.3f}; {len(pseudo)} pseudo-labelled recordings "
+              f"(a file's confident stretches of one language), {int((~pseudo_right).sum())} of them wrongly; "
+              f"validation clip accuracy {done['teacher_validation']:.3f} -> {done['student_validation']:.3f}")
     by_language = right.groupby(pd.Series(truth)).mean()
     print("accuracy[little]: by language " + ", ".join(f"{k} {v:.2f}" for k, v in by_language.items())
           + (f"; settings changed from the defaults: {overrides}" if overrides else ""))

@@ -58,7 +58,7 @@ def main() -> None:
     shutil.rmtree(recordings, ignore_errors=True)
     truth = make_short_files(recordings, args.per_language, held_out)
     init_ray()
-    model = args.model or trained_model(base)
+    model = args.model or trained_model(base)[-1]
     manifests = os.path.join(base, "manifests")
     shutil.rmtree(manifests, ignore_errors=True)
     label(recordings, model, manifests, progress=False)

@@ -10,9 +10,11 @@ recordings get noise (10-30 dB SNR) or a telephone band. Scored on a 10 ms grid:
 - monolingual recordings that come out as one language, the right one, not mixed.
 Speech time is also broken down by voice and language, which says where the error lives.
 
-    python bench/timeline.py [--model MODEL.onnx | --seed N] [--mixed 16] [--mono 12]
+    python bench/timeline.py [--model MODEL.onnx | --seed N --rounds R] [--mixed 16] [--mono 12]
 
-Without --model it trains one as bench/accuracy.py does (seen voices only) and exports it.
+Without --model it trains one as bench/accuracy.py does (seen voices only), then self-trains
+as `langsort run` does, with these recordings as the unlabelled archive (their speech, never
+their truth), and scores the labelled-only model and each round's.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from scipy.signal import butter, sosfilt
 from langsort import synth
 from langsort.label import label
 from langsort.runtime import init_ray
+from langsort.selftrain import ROUNDS
 
 GRID_S = 0.01
 TOLERANCE_S = 1.5
@@ -140,6 +143,8 @@ def main() -> None:
     parser.add_argument("--mixed", type=int, default=16)
     parser.add_argument("--mono", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0, help="without --model: the training seed")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help="without --model: self-training rounds on the recordings (langsort run's default; 0: none)")
     parser.add_argument("--keep-recordings", action="store_true", help="reuse the recordings of an earlier run")
     args = parser.parse_args()
     base = out_dir("timeline")
@@ -153,26 +158,32 @@ def main() -> None:
         truth.to_csv(truth_csv, index=False)
 
     init_ray()
-    model = args.model or trained_model(base, args.seed)
-    manifests = os.path.join(base, "manifests")
-    shutil.rmtree(manifests, ignore_errors=True)
-    with Stopwatch() as watch:
-        label(recordings, model, manifests, progress=False)
-    segments = pd.read_parquet(os.path.join(manifests, "segments.parquet"))
-    files = pd.read_parquet(os.path.join(manifests, "files.parquet"))
-    figures = score(truth, segments, files)
+    if args.model:
+        models = {"": args.model}
+    else:
+        exported = trained_model(base, args.seed, unlabelled=recordings, rounds=args.rounds)
+        models = {f"[{'seen voices only' if r == 0 else f'self-training round {r}'}]": path
+                  for r, path in enumerate(exported)}
     audio_h = truth.groupby("path").end_s.max().sum() / 3600
-    print(f"timeline: {args.mixed} code-switched + {args.mono} monolingual recordings ({audio_h:.2f} h), voices "
-          f"{','.join(UNSEEN_VOICES)} (trained on {','.join(SEEN_VOICES)}), {len(segments)} segments, "
-          f"labelled in {watch.seconds:.0f} s")
-    print(f"timeline: speech time with the right language {figures['time_accuracy']:.3f} (target >= 0.92)")
-    print(f"timeline: language changes within +-{TOLERANCE_S} s: F1 {figures['boundary_f1']:.3f} "
-          f"(precision {figures['boundary_precision']:.3f}, recall {figures['boundary_recall']:.3f}, "
-          f"{figures['changes']} true changes) (target >= 0.85)")
-    print(f"timeline: monolingual recordings as one language {figures['mono_one_language']:.3f} "
-          f"({figures['mono']} recordings) (target >= 0.97)")
-    print("timeline: speech time with the right language by voice: "
-          + ", ".join(f"{voice} {language} {share:.2f}" for (voice, language), share in figures["by_voice"].items()))
+    for name, model in models.items():
+        manifests = os.path.join(base, "manifests")
+        shutil.rmtree(manifests, ignore_errors=True)
+        with Stopwatch() as watch:
+            label(recordings, model, manifests, progress=False)
+        segments = pd.read_parquet(os.path.join(manifests, "segments.parquet"))
+        figures = score(truth, segments, pd.read_parquet(os.path.join(manifests, "files.parquet")))
+        print(f"timeline{name}: {args.mixed} code-switched + {args.mono} monolingual recordings ({audio_h:.2f} h), "
+              f"voices {','.join(UNSEEN_VOICES)} (labelled training: {','.join(SEEN_VOICES)}), "
+              f"{len(segments)} segments, labelled in {watch.seconds:.0f} s")
+        print(f"timeline{name}: speech time with the right language {figures['time_accuracy']:.3f} (target >= 0.92)")
+        print(f"timeline{name}: language changes within +-{TOLERANCE_S} s: F1 {figures['boundary_f1']:.3f} "
+              f"(precision {figures['boundary_precision']:.3f}, recall {figures['boundary_recall']:.3f}, "
+              f"{figures['changes']} true changes) (target >= 0.85)")
+        print(f"timeline{name}: monolingual recordings as one language {figures['mono_one_language']:.3f} "
+              f"({figures['mono']} recordings) (target >= 0.97)")
+        by_voice = figures["by_voice"].items()
+        print(f"timeline{name}: speech time with the right language by voice: "
+              + ", ".join(f"{voice} {language} {share:.2f}" for (voice, language), share in by_voice))
 
 
 if __name__ == "__main__":
