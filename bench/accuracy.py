@@ -30,6 +30,7 @@ from common import Stopwatch, out_dir, split_texts
 from langsort import synth
 from langsort.prepare import PrepareConfig, prepare
 from langsort.runtime import init_ray
+from langsort.selftrain import ROUNDS, WORK_DIR, SelfTraining, fit_with_unlabelled
 from langsort.train.loop import TrainOptions, evaluate_prepared, fit
 
 SEEN_VOICES = ["m1", "m2", "m3", "m4", "f1", "f2", "f3"]
@@ -54,13 +55,13 @@ def make_corpora(base: str, per_language: int, unseen_per_language: int, keep: b
     return corpus, unseen
 
 
-def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, rounds: int = 1) -> list[str]:
+def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, rounds: int = ROUNDS) -> list[str]:
     """A model trained at defaults (but `seed`) on the seen-voices corpus and exported, for
     benches that need one (timeline, short files); kept under `base`. With `unlabelled`, then
     `rounds` of self-training on it, as `langsort train --unlabelled` does: the exported model
     of every round, the labelled-only teacher first."""
     from langsort.export import export
-    from langsort.selftrain import WORK_DIR, SelfTraining, fit_with_unlabelled
+    from langsort.model import MODEL_FILE
 
     corpus, _ = make_corpora(os.path.join(base, "training"), 36, 1, keep=True)
     prepared, model_dir = os.path.join(base, "prepared"), os.path.join(base, "model")
@@ -72,7 +73,7 @@ def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, round
         fit(prepared, model_dir, options, progress=True)
         return [export(model_dir).path]
     done = fit_with_unlabelled(prepared, model_dir, options, SelfTraining(unlabelled, rounds), progress=True)
-    earlier = [os.path.join(model_dir, WORK_DIR, f"round-{r['round'] - 1}", "model", "model.onnx")
+    earlier = [os.path.join(model_dir, WORK_DIR, f"round-{r['round'] - 1}", "model", MODEL_FILE)
                for r in done["self_training"]]
     return earlier + [export(model_dir).path]
 

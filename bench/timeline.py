@@ -13,8 +13,9 @@ Speech time is also broken down by voice and language, which says where the erro
     python bench/timeline.py [--model MODEL.onnx | --seed N --rounds R] [--mixed 16] [--mono 12]
 
 Without --model it trains one as bench/accuracy.py does (seen voices only), then self-trains
-as `langsort run` does, with these recordings as the unlabelled archive (their speech, never
-their truth), and scores the labelled-only model and each round's.
+as `langsort train --unlabelled` (and `langsort run`) do, with these recordings as the
+unlabelled archive (their speech, never their truth), and scores the labelled-only model and
+each round's.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from scipy.signal import butter, sosfilt
 from langsort import synth
 from langsort.label import label
 from langsort.runtime import init_ray
-from langsort.selftrain import ROUNDS
+from langsort.selftrain import ROUNDS, WORK_DIR
 
 GRID_S = 0.01
 TOLERANCE_S = 1.5
@@ -137,6 +138,19 @@ def score(truth: pd.DataFrame, segments: pd.DataFrame, files: pd.DataFrame) -> d
                 by_voice={key: r / n for key, (r, n) in sorted(by_voice.items()) if n})
 
 
+def taught(truth: pd.DataFrame, clips: pd.DataFrame) -> tuple[float, float]:
+    """Seconds of the pseudo-labelled clips a self-training round taught (as recorded, not
+    their perturbed copies), and the seconds inside them that the truth has in another language."""
+    clips = clips[clips.augment == 0]
+    total = wrong = 0.0
+    for path, language, start, end in zip(clips.path, clips.label, clips.start_s, clips.end_s):
+        original = path.split("/", 2)[2]  # _pseudo/<language>/<path>
+        total += end - start
+        for t in truth[(truth.path == original) & (truth.language != language)].itertuples():
+            wrong += max(0.0, min(t.end_s, end) - max(t.start_s, start))
+    return total, wrong
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", help="an exported .onnx; default: train one on seen voices")
@@ -144,7 +158,7 @@ def main() -> None:
     parser.add_argument("--mono", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0, help="without --model: the training seed")
     parser.add_argument("--rounds", type=int, default=ROUNDS,
-                        help="without --model: self-training rounds on the recordings (langsort run's default; 0: none)")
+                        help="without --model: self-training rounds on the recordings (as langsort run; 0: none)")
     parser.add_argument("--keep-recordings", action="store_true", help="reuse the recordings of an earlier run")
     args = parser.parse_args()
     base = out_dir("timeline")
@@ -159,13 +173,15 @@ def main() -> None:
 
     init_ray()
     if args.model:
-        models = {"": args.model}
-    else:
+        models = [("", args.model, None)]
+    else:  # (name, model, the pseudo-labelled clips it learnt from)
         exported = trained_model(base, args.seed, unlabelled=recordings, rounds=args.rounds)
-        models = {f"[{'seen voices only' if r == 0 else f'self-training round {r}'}]": path
-                  for r, path in enumerate(exported)}
+        work = os.path.join(base, "model", WORK_DIR)
+        models = [(f"[{'seen voices only' if r == 0 else f'self-training round {r}'}]", path,
+                   os.path.join(work, f"round-{r}", "pseudo", "clips.parquet") if r else None)
+                  for r, path in enumerate(exported)]
     audio_h = truth.groupby("path").end_s.max().sum() / 3600
-    for name, model in models.items():
+    for name, model, pseudo in models:
         manifests = os.path.join(base, "manifests")
         shutil.rmtree(manifests, ignore_errors=True)
         with Stopwatch() as watch:
@@ -184,6 +200,11 @@ def main() -> None:
         by_voice = figures["by_voice"].items()
         print(f"timeline{name}: speech time with the right language by voice: "
               + ", ".join(f"{voice} {language} {share:.2f}" for (voice, language), share in by_voice))
+        if pseudo:
+            clips = pd.read_parquet(pseudo, columns=["path", "label", "start_s", "end_s", "augment"])
+            seconds, wrong = taught(truth, clips)
+            print(f"timeline{name}: it learnt from {seconds / 60:.1f} min of pseudo-labelled clips of these "
+                  f"recordings, {wrong:.0f} s ({wrong / seconds:.1%}) of them in the other language")
 
 
 if __name__ == "__main__":
