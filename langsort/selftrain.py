@@ -1,9 +1,9 @@
 """Learning from the unlabelled archive itself (self-training, "noisy student").
 
 A team has minutes of labelled speech per language but hours of unlabelled archive. Each
-round, the current model (the teacher) labels the archive; the stretches it labels
-confidently (segments.parquet: a monolingual file is one stretch, a bilingual recording gives
-one per language turn) become pseudo-labelled recordings; a new model (the student) trains on the
+round, the current model (the teacher) labels the archive; the files it labels confidently
+as one language, and the confident stretches of the others (bilingual recordings above all),
+become pseudo-labelled recordings; a new model (the student) trains on the
 labelled corpus plus those, with perturbed copies and SpecAugment on both sides, and becomes
 the next round's teacher. Pseudo-labelled recordings join the training side only
 (`fit(train_only=...)`): validation, early stopping and the test figures stay on the
@@ -41,14 +41,24 @@ class SelfTraining:
     min_confidence: float = MIN_CONFIDENCE  # segment confidence a pseudo-label needs
 
 
-def confident_stretches(segments, labels: list[str], min_confidence: float, min_seconds: float):
-    """The teacher's segments.parquet rows worth learning from (a DataFrame of path, language,
-    start_s, end_s): in a model language, at `min_confidence` or more and at least
-    `min_seconds` (a clip) long. Segments, not files: a bilingual recording, whose file-level
-    confidence is that of its dominant language, still teaches each of its languages."""
-    keep = (segments.language.isin(labels) & segments.confidence.ge(min_confidence)
-            & (segments.end_s - segments.start_s).ge(min_seconds))
-    return segments.loc[keep, ["path", "language", "start_s", "end_s"]].sort_values(["path", "start_s"])
+def pseudo_labelled(files, segments, labels: list[str], min_confidence: float, min_seconds: float):
+    """What the teacher's manifests teach, as stretches (a DataFrame of path, language,
+    start_s, end_s). A file it calls one language at `min_confidence` or more counts whole:
+    its less certain stretches are where the student learns most (bench/accuracy.py
+    --scenario little). Every other file, bilingual or unsure as a whole, gives its segments
+    in a model language at `min_confidence` or more and at least `min_seconds` (a clip) long,
+    so that code-switched recordings teach each of their languages too."""
+    import pandas as pd
+
+    from langsort import manifest
+
+    whole = (files.status.eq(manifest.STATUS_OK) & files.language.isin(labels)
+             & files.confidence.ge(min_confidence) & ~files.mixed.fillna(False).astype(bool))
+    whole_files = files.loc[whole].assign(start_s=0.0, end_s=files.duration_s)
+    stretches = segments[~segments.path.isin(whole_files.path) & segments.language.isin(labels)
+                         & segments.confidence.ge(min_confidence) & (segments.end_s - segments.start_s).ge(min_seconds)]
+    columns = ["path", "language", "start_s", "end_s"]
+    return pd.concat([whole_files[columns], stretches[columns]]).sort_values(["path", "start_s"], ignore_index=True)
 
 
 def pseudo_recordings(chosen, input_root: str) -> list:
@@ -95,8 +105,8 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
         labels_dir, pseudo_dir = os.path.join(here, "labels"), os.path.join(here, "pseudo")
         label.label(plan.unlabelled, onnx, labels_dir, threshold=plan.min_confidence, progress=progress)
         files = pd.read_parquet(os.path.join(labels_dir, manifest.FILES_NAME))
-        chosen = confident_stretches(pd.read_parquet(os.path.join(labels_dir, manifest.SEGMENTS_NAME)),
-                                     meta["labels"], plan.min_confidence, config.shortest_clip_s)
+        chosen = pseudo_labelled(files, pd.read_parquet(os.path.join(labels_dir, manifest.SEGMENTS_NAME)),
+                                 meta["labels"], plan.min_confidence, config.shortest_clip_s)
         if chosen.empty:
             echo(f"self-training round {round_index}: no archive speech labelled at confidence >= "
                  f"{plan.min_confidence}; keeping the model of round {round_index - 1}")

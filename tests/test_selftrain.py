@@ -4,33 +4,43 @@ import pandas as pd
 import pytest
 
 from langsort.errors import LangsortError
-from langsort.selftrain import PSEUDO_PREFIX, confident_stretches, pseudo_recordings
+from langsort.selftrain import PSEUDO_PREFIX, pseudo_labelled, pseudo_recordings
 
 
-def test_confident_stretches_become_pseudo_labels_bilingual_recordings_included():
+def test_sure_files_teach_whole_and_other_files_their_confident_stretches():
+    file = lambda path, status, language, confidence, mixed: dict(  # noqa: E731
+        path=path, status=status, language=language, confidence=confidence, mixed=mixed, duration_s=60.0)
+    files = pd.DataFrame([
+        file("a.wav", "ok", "maya", 0.95, False),  # sure as a whole: all of it
+        file("b.wav", "ok", "spanish", 0.93, True),  # bilingual: its confident turns
+        file("c.wav", "unknown", None, 0.70, False),  # unsure as a whole: its confident stretches
+        file("d.wav", "ok", "english", 0.99, False),  # not a model language
+        file("e.wav", "error", None, None, None),
+    ])
     segment = lambda path, start, end, language, confidence: dict(  # noqa: E731
         path=path, start_s=start, end_s=end, language=language, confidence=confidence)
     segments = pd.DataFrame([
         segment("a.wav", 0.5, 20.0, "maya", 0.95),
-        segment("b.wav", 0.0, 12.0, "spanish", 0.97),  # a bilingual recording: both turns count
+        segment("a.wav", 21.0, 40.0, None, 0.55),  # below the label threshold: no language
+        segment("b.wav", 0.0, 12.0, "spanish", 0.97),
         segment("b.wav", 12.5, 30.0, "maya", 0.91),
         segment("b.wav", 30.5, 40.0, "spanish", 0.70),  # not confident
         segment("b.wav", 41.0, 43.0, "maya", 0.99),  # shorter than a clip
         segment("b.wav", 44.0, 60.0, "spanish", 0.92),
-        segment("b.wav", 61.0, 70.0, None, 0.55),  # below the label threshold: no language
-        segment("g/h.wav", 1.0, 9.0, "english", 0.99),  # not a model language
-        segment("g/h.wav", 10.0, 19.0, "spanish", 0.90),
+        segment("c.wav", 5.0, 15.0, "maya", 0.96),
+        segment("c.wav", 16.0, 30.0, None, 0.60),
+        segment("d.wav", 1.0, 9.0, "english", 0.99),
     ])
-    chosen = confident_stretches(segments, ["maya", "spanish"], 0.9, 3.0)
+    chosen = pseudo_labelled(files, segments, ["maya", "spanish"], 0.9, 3.0)
     assert list(chosen.itertuples(index=False, name=None)) == [
-        ("a.wav", "maya", 0.5, 20.0), ("b.wav", "spanish", 0.0, 12.0), ("b.wav", "maya", 12.5, 30.0),
-        ("b.wav", "spanish", 44.0, 60.0), ("g/h.wav", "spanish", 10.0, 19.0)]
+        ("a.wav", "maya", 0.0, 60.0), ("b.wav", "spanish", 0.0, 12.0), ("b.wav", "maya", 12.5, 30.0),
+        ("b.wav", "spanish", 44.0, 60.0), ("c.wav", "maya", 5.0, 15.0)]
     recordings = pseudo_recordings(chosen, "/archive")
     assert [(r.file.source, r.file.path, r.file.label, r.windows) for r in recordings] == [
-        ("/archive/a.wav", f"{PSEUDO_PREFIX}/maya/a.wav", "maya", ((0.5, 20.0),)),
+        ("/archive/a.wav", f"{PSEUDO_PREFIX}/maya/a.wav", "maya", ((0.0, 60.0),)),
         ("/archive/b.wav", f"{PSEUDO_PREFIX}/maya/b.wav", "maya", ((12.5, 30.0),)),
         ("/archive/b.wav", f"{PSEUDO_PREFIX}/spanish/b.wav", "spanish", ((0.0, 12.0), (44.0, 60.0))),
-        ("/archive/g/h.wav", f"{PSEUDO_PREFIX}/spanish/g/h.wav", "spanish", ((10.0, 19.0),))]
+        ("/archive/c.wav", f"{PSEUDO_PREFIX}/maya/c.wav", "maya", ((5.0, 15.0),))]
 
 
 def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, prepared_small, speech_cache, tmp_path):
