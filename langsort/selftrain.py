@@ -2,7 +2,7 @@
 
 A team has minutes of labelled speech per language but hours of unlabelled archive. Each
 round, the current model (the teacher) labels the archive; the files it labels confidently
-as one language, and the confident stretches of the others (bilingual recordings above all),
+as one language, and the confident turns of those it calls mixed (bilingual recordings),
 become pseudo-labelled recordings; a new model (the student) trains on the
 labelled corpus plus those, with perturbed copies and SpecAugment on both sides, and becomes
 the next round's teacher. Pseudo-labelled recordings join the training side only
@@ -43,32 +43,34 @@ class SelfTraining:
 
 def pseudo_labelled(files, segments, labels: list[str], min_confidence: float, min_seconds: float):
     """What the teacher's manifests teach, as stretches (a DataFrame of path, language,
-    start_s, end_s). A file it calls one language at `min_confidence` or more counts whole:
-    its less certain stretches are where the student learns most (bench/accuracy.py
-    --scenario little). Every other file, bilingual or unsure as a whole, gives its segments
-    in a model language at `min_confidence` or more and at least `min_seconds` (a clip) long,
-    so that code-switched recordings teach each of their languages too."""
+    start_s, end_s, whole), by its own call on each file. A file it calls one language at
+    `min_confidence` or more counts whole: its less certain stretches are where the student
+    learns most. A file it calls mixed gives each of its segments in a model language at
+    `min_confidence` or more and at least `min_seconds` (a clip) long, so that code-switched
+    recordings teach both their languages. A file it is unsure of gives nothing."""
     import pandas as pd
 
     from langsort import manifest
 
-    whole = (files.status.eq(manifest.STATUS_OK) & files.language.isin(labels)
-             & files.confidence.ge(min_confidence) & ~files.mixed.fillna(False).astype(bool))
-    whole_files = files.loc[whole].assign(start_s=0.0, end_s=files.duration_s)
-    stretches = segments[~segments.path.isin(whole_files.path) & segments.language.isin(labels)
-                         & segments.confidence.ge(min_confidence) & (segments.end_s - segments.start_s).ge(min_seconds)]
-    columns = ["path", "language", "start_s", "end_s"]
-    return pd.concat([whole_files[columns], stretches[columns]]).sort_values(["path", "start_s"], ignore_index=True)
+    mixed = files.mixed.fillna(False).astype(bool)
+    whole = files.status.eq(manifest.STATUS_OK) & files.language.isin(labels) & files.confidence.ge(min_confidence)
+    whole_files = files.loc[whole & ~mixed].assign(start_s=0.0, end_s=files.duration_s, whole=True)
+    turns = segments[segments.path.isin(files.path[mixed]) & segments.language.isin(labels)
+                     & segments.confidence.ge(min_confidence) & (segments.end_s - segments.start_s).ge(min_seconds)]
+    columns = ["path", "language", "start_s", "end_s", "whole"]
+    return pd.concat([whole_files[columns], turns.assign(whole=False)[columns]]).sort_values(
+        ["path", "start_s"], ignore_index=True)
 
 
 def pseudo_recordings(chosen, input_root: str) -> list:
     """One prepare.ExtraRecording per (file, language) among the chosen stretches, labelled
-    with the teacher's language and limited to those stretches."""
+    with the teacher's language: the whole file, or only those stretches."""
     from langsort.prepare import ExtraRecording
 
     return [ExtraRecording(InputFile(source=storage.join(input_root, path), path=f"{PSEUDO_PREFIX}/{language}/{path}",
                                      label=language),
-                           windows=tuple(zip(stretches.start_s.tolist(), stretches.end_s.tolist())))
+                           windows=None if stretches.whole.all()
+                           else tuple(zip(stretches.start_s.tolist(), stretches.end_s.tolist())))
             for (path, language), stretches in chosen.groupby(["path", "language"], sort=True)]
 
 

@@ -7,13 +7,13 @@ from langsort.errors import LangsortError
 from langsort.selftrain import PSEUDO_PREFIX, pseudo_labelled, pseudo_recordings
 
 
-def test_sure_files_teach_whole_and_other_files_their_confident_stretches():
+def test_sure_files_teach_whole_and_mixed_files_their_confident_turns():
     file = lambda path, status, language, confidence, mixed: dict(  # noqa: E731
         path=path, status=status, language=language, confidence=confidence, mixed=mixed, duration_s=60.0)
     files = pd.DataFrame([
         file("a.wav", "ok", "maya", 0.95, False),  # sure as a whole: all of it
-        file("b.wav", "ok", "spanish", 0.93, True),  # bilingual: its confident turns
-        file("c.wav", "unknown", None, 0.70, False),  # unsure as a whole: its confident stretches
+        file("b.wav", "ok", "spanish", 0.63, True),  # bilingual: its confident turns
+        file("c.wav", "unknown", None, 0.70, False),  # unsure: nothing
         file("d.wav", "ok", "english", 0.99, False),  # not a model language
         file("e.wav", "error", None, None, None),
     ])
@@ -28,19 +28,17 @@ def test_sure_files_teach_whole_and_other_files_their_confident_stretches():
         segment("b.wav", 41.0, 43.0, "maya", 0.99),  # shorter than a clip
         segment("b.wav", 44.0, 60.0, "spanish", 0.92),
         segment("c.wav", 5.0, 15.0, "maya", 0.96),
-        segment("c.wav", 16.0, 30.0, None, 0.60),
         segment("d.wav", 1.0, 9.0, "english", 0.99),
     ])
     chosen = pseudo_labelled(files, segments, ["maya", "spanish"], 0.9, 3.0)
     assert list(chosen.itertuples(index=False, name=None)) == [
-        ("a.wav", "maya", 0.0, 60.0), ("b.wav", "spanish", 0.0, 12.0), ("b.wav", "maya", 12.5, 30.0),
-        ("b.wav", "spanish", 44.0, 60.0), ("c.wav", "maya", 5.0, 15.0)]
+        ("a.wav", "maya", 0.0, 60.0, True), ("b.wav", "spanish", 0.0, 12.0, False),
+        ("b.wav", "maya", 12.5, 30.0, False), ("b.wav", "spanish", 44.0, 60.0, False)]
     recordings = pseudo_recordings(chosen, "/archive")
     assert [(r.file.source, r.file.path, r.file.label, r.windows) for r in recordings] == [
-        ("/archive/a.wav", f"{PSEUDO_PREFIX}/maya/a.wav", "maya", ((0.0, 60.0),)),
+        ("/archive/a.wav", f"{PSEUDO_PREFIX}/maya/a.wav", "maya", None),
         ("/archive/b.wav", f"{PSEUDO_PREFIX}/maya/b.wav", "maya", ((12.5, 30.0),)),
-        ("/archive/b.wav", f"{PSEUDO_PREFIX}/spanish/b.wav", "spanish", ((0.0, 12.0), (44.0, 60.0))),
-        ("/archive/c.wav", f"{PSEUDO_PREFIX}/maya/c.wav", "maya", ((5.0, 15.0),))]
+        ("/archive/b.wav", f"{PSEUDO_PREFIX}/spanish/b.wav", "spanish", ((0.0, 12.0), (44.0, 60.0)))]
 
 
 def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, prepared_small, speech_cache, tmp_path):
