@@ -172,7 +172,7 @@ def little(per_language: int, archive_per_language: int, keep_corpus: bool, over
         teacher = pd.read_parquet(os.path.join(round_dir, "labels", "files.parquet")).set_index("path").loc[list(truth)]
         print(f"accuracy[little]: self-training round {done['round']}: teacher file accuracy "
               f"{teacher.language.eq(pd.Series(truth)).mean():.3f}; {len(pseudo)} pseudo-labelled recordings "
-              f"(a file's confident stretches of one language), {int((~pseudo_right).sum())} of them wrongly; "
+              f"(a file, or a mixed file's turns in one language), {int((~pseudo_right).sum())} of them wrongly; "
               f"validation clip accuracy {done['teacher_validation']:.3f} -> {done['student_validation']:.3f}")
     by_language = right.groupby(pd.Series(truth)).mean()
     print("accuracy[little]: by language " + ", ".join(f"{k} {v:.2f}" for k, v in by_language.items())

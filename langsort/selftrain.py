@@ -38,7 +38,7 @@ WORK_DIR = "self-training"
 class SelfTraining:
     unlabelled: str  # the archive (a folder tree or an object-store URI)
     rounds: int = ROUNDS
-    min_confidence: float = MIN_CONFIDENCE  # segment confidence a pseudo-label needs
+    min_confidence: float = MIN_CONFIDENCE  # what a file, or a mixed file's turn, needs to be pseudo-labelled
 
 
 def pseudo_labelled(files, segments, labels: list[str], min_confidence: float, min_seconds: float):
