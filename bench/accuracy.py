@@ -30,7 +30,7 @@ from common import Stopwatch, out_dir, split_texts
 from langsort import synth
 from langsort.prepare import PrepareConfig, prepare
 from langsort.runtime import init_ray
-from langsort.selftrain import ROUNDS, WORK_DIR, SelfTraining, fit_with_unlabelled
+from langsort.selftrain import ROUNDS, WORK_DIR, SelfTraining, archive_path, fit_with_unlabelled
 from langsort.train.loop import TrainOptions, evaluate_prepared, fit
 
 SEEN_VOICES = ["m1", "m2", "m3", "m4", "f1", "f2", "f3"]
@@ -167,7 +167,7 @@ def little(per_language: int, archive_per_language: int, keep_corpus: bool, over
     for done in model_metrics.get("self_training", []):
         round_dir = os.path.join(base, "out", "model", "self-training", f"round-{done['round']}")
         pseudo = pd.read_parquet(os.path.join(round_dir, "pseudo", "files.parquet"))
-        original = pseudo.path.str.split("/", n=2).str[2]
+        original = pseudo.path.map(archive_path)
         pseudo_right = pseudo.label.to_numpy() == original.map(truth).to_numpy()
         teacher = pd.read_parquet(os.path.join(round_dir, "labels", "files.parquet")).set_index("path").loc[list(truth)]
         print(f"accuracy[little]: self-training round {done['round']}: teacher file accuracy "

@@ -33,7 +33,7 @@ from scipy.signal import butter, sosfilt
 from langsort import synth
 from langsort.label import label
 from langsort.runtime import init_ray
-from langsort.selftrain import ROUNDS, WORK_DIR
+from langsort.selftrain import ROUNDS, WORK_DIR, archive_path
 
 GRID_S = 0.01
 TOLERANCE_S = 1.5
@@ -144,7 +144,7 @@ def taught(truth: pd.DataFrame, clips: pd.DataFrame) -> tuple[float, float]:
     clips = clips[clips.augment == 0]
     total = wrong = 0.0
     for path, language, start, end in zip(clips.path, clips.label, clips.start_s, clips.end_s):
-        original = path.split("/", 2)[2]  # _pseudo/<language>/<path>
+        original = archive_path(path)
         total += end - start
         for t in truth[(truth.path == original) & (truth.language != language)].itertuples():
             wrong += max(0.0, min(t.end_s, end) - max(t.start_s, start))

@@ -62,12 +62,21 @@ def pseudo_labelled(files, segments, labels: list[str], min_confidence: float, m
         ["path", "start_s"], ignore_index=True)
 
 
+def pseudo_path(language: str, path: str) -> str:
+    return f"{PSEUDO_PREFIX}/{language}/{path}"
+
+
+def archive_path(pseudo: str) -> str:
+    """The archive path a pseudo-labelled path was made from (pseudo_path's inverse)."""
+    return pseudo.split("/", 2)[2]
+
+
 def pseudo_recordings(chosen, input_root: str) -> list:
     """One prepare.ExtraRecording per (file, language) among the chosen stretches, labelled
     with the teacher's language: the whole file, or only those stretches."""
     from langsort.prepare import ExtraRecording
 
-    return [ExtraRecording(InputFile(source=storage.join(input_root, path), path=f"{PSEUDO_PREFIX}/{language}/{path}",
+    return [ExtraRecording(InputFile(source=storage.join(input_root, path), path=pseudo_path(language, path),
                                      label=language),
                            windows=None if stretches.whole.all()
                            else tuple(zip(stretches.start_s.tolist(), stretches.end_s.tolist())))
