@@ -1,8 +1,11 @@
 """Labelling throughput of `langsort label` against the seed notebook's method
 (bench/seed_method.py), on the same clips in one run, plus peak memory for 100 vs 1000 files.
-Both use an untrained MobileNetV2 at 224 (speed does not depend on the weights).
+Both use an untrained MobileNetV2 (speed does not depend on the weights): the seed's at 224;
+langsort's at --image-size, 224 (`langsort train`'s default) unless told, or 96, what
+`langsort run` trains from scratch (its spectrogram grids then have 96 columns too).
 
-    python bench/label_throughput.py [--files 480] [--seed-clips N] [--mix archive|wav16k|short] [--memory]
+    python bench/label_throughput.py [--files 480] [--seed-clips N] [--mix archive|wav16k|short] [--image-size 224]
+                                     [--memory]
 
 archive and wav16k: an 8-hour archive of 60 s files, label() timed inside this process with
 Ray already started, against the seed's steady speed. short: 320 files of 10 s in the
@@ -40,12 +43,13 @@ from langsort.segment import SegmentParams
 
 
 def untrained_model(model_dir: str, image_size: int = 224) -> str:
-    """A langsort model folder with random MobileNetV2 weights, exported to ONNX."""
+    """A langsort model folder with random MobileNetV2 weights, exported to ONNX; its grids
+    have `image_size` time columns, as `langsort train` and `run` make them."""
     import langsort.train  # noqa: F401
     from langsort.train.backbones import build_model
     from langsort.train.loop import MODEL_JSON, SAMPLE, WEIGHTS
 
-    spec = SpectrogramParams()
+    spec = SpectrogramParams(frames=image_size)
     os.makedirs(model_dir, exist_ok=True)
     model = build_model("mobilenet_v2", 2, spec.grid_shape, image_size)
     model.save_weights(os.path.join(model_dir, WEIGHTS))
@@ -152,6 +156,8 @@ def main() -> None:
     parser.add_argument("--mix", choices=sorted(MIXES) + ["short"], default="archive")
     parser.add_argument("--memory", action="store_true", help="also peak memory for 100 vs 1000 short files")
     parser.add_argument("--repeat", type=int, default=3, help="short: runs of each, the fastest compared")
+    parser.add_argument("--image-size", type=int, default=224,
+                        help="langsort's model side and grid columns; 96: what `langsort run` trains from scratch")
     args = parser.parse_args()
     short = args.mix == "short"
     files = args.files or (320 if short else 480)
@@ -159,7 +165,7 @@ def main() -> None:
     seed_clips = args.seed_clips or (40 if short else 120)
     base = out_dir("label_throughput" + ("_short" if short else ""))
     shutil.rmtree(base, ignore_errors=True)
-    model = untrained_model(os.path.join(base, "model"))
+    model = untrained_model(os.path.join(base, "model"), args.image_size)
     if short:
         short_files(base, model, files, seconds, seed_clips, args.repeat)
         return
@@ -174,7 +180,7 @@ def main() -> None:
     seed_audio, seed_seconds = seed_method(archive, clips, seed_clips)
     seed_speed = seed_audio / seed_seconds
     print(f"label_throughput[{args.mix}]: langsort {langsort_speed:.0f}x real time ({audio_s / 3600:.2f} h, {summary.files} files, "
-          f"{len(clips)} clips, {run.seconds:.1f} s on {os.cpu_count()} cores, MobileNetV2 224, ONNX Runtime fp32)")
+          f"{len(clips)} clips, {run.seconds:.1f} s on {os.cpu_count()} cores, MobileNetV2 {args.image_size}, ONNX Runtime fp32)")
     print(f"label_throughput[{args.mix}]: seed notebook {seed_speed:.1f}x real time ({seed_clips} of the same clips); "
           f"langsort / seed = {langsort_speed / seed_speed:.1f}x")
 
