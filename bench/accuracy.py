@@ -20,6 +20,7 @@ wrong (ok but wrong), and the whole run's wall time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -55,20 +56,28 @@ def make_corpora(base: str, per_language: int, unseen_per_language: int, keep: b
     return corpus, unseen
 
 
-def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, rounds: int = ROUNDS) -> list[str]:
+def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, rounds: int = ROUNDS,
+                  as_run: bool = False) -> list[str]:
     """A model trained at defaults (but `seed`) on the seen-voices corpus and exported, for
-    benches that need one (timeline, short files); kept under `base`. With `unlabelled`, then
-    `rounds` of self-training on it, as `langsort train --unlabelled` does: the exported model
-    of every round, the labelled-only teacher first."""
+    benches that need one (timeline, short files); kept under `base`. At `langsort train`'s
+    defaults, or with `as_run` at `langsort run`'s from scratch (its image size and epochs).
+    With `unlabelled`, then `rounds` of self-training on it, as `langsort train --unlabelled`
+    does: the exported model of every round, the labelled-only teacher first."""
     from langsort.export import export
+    from langsort.features import SpectrogramParams
     from langsort.model import MODEL_FILE
+    from langsort.pipeline import RunSettings, resolved
 
     corpus, _ = make_corpora(os.path.join(base, "training"), 36, 1, keep=True)
     prepared, model_dir = os.path.join(base, "prepared"), os.path.join(base, "model")
     shutil.rmtree(prepared, ignore_errors=True)
     shutil.rmtree(model_dir, ignore_errors=True)
-    prepare(corpus, prepared, PrepareConfig(augment=2, seed=seed), progress=False)
-    options = TrainOptions(weights="none", seed=seed)
+    config, options = PrepareConfig(augment=2, seed=seed), TrainOptions(weights="none", seed=seed)
+    if as_run:
+        run = resolved(RunSettings(weights="none", seed=seed))
+        config = dataclasses.replace(config, spectrogram=SpectrogramParams(frames=run.image_size))
+        options = dataclasses.replace(options, epochs=run.epochs, patience=run.patience, image_size=run.image_size)
+    prepare(corpus, prepared, config, progress=False)
     if not (unlabelled and rounds):
         fit(prepared, model_dir, options, progress=True)
         return [export(model_dir).path]
@@ -130,7 +139,6 @@ def little_archive(root: str, per_language: int, texts: dict, seed: int = 11) ->
 def little(per_language: int, archive_per_language: int, keep_corpus: bool, overrides: dict) -> None:
     """The little scenario: `langsort run --weights none` at defaults (or `overrides` of the
     run settings, to measure a lever), end to end."""
-    import dataclasses
 
     import pandas as pd
 

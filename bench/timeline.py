@@ -10,7 +10,7 @@ recordings get noise (10-30 dB SNR) or a telephone band. Scored on a 10 ms grid:
 - monolingual recordings that come out as one language, the right one, not mixed.
 Speech time is also broken down by voice and language, which says where the error lives.
 
-    python bench/timeline.py [--model MODEL.onnx | --seed N --rounds R] [--mixed 16] [--mono 12]
+    python bench/timeline.py [--model MODEL.onnx | --seed N --rounds R --as-run] [--mixed 16] [--mono 12]
 
 Without --model it trains one as bench/accuracy.py does (seen voices only), then self-trains
 as `langsort train --unlabelled` (and `langsort run`) do, with these recordings as the
@@ -159,6 +159,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="without --model: the training seed")
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help="without --model: self-training rounds on the recordings (as langsort run; 0: none)")
+    parser.add_argument("--as-run", action="store_true", help="without --model: train as `langsort run` does from "
+                        "scratch (its image size and epochs), not at `langsort train`'s defaults")
     parser.add_argument("--keep-recordings", action="store_true", help="reuse the recordings of an earlier run")
     args = parser.parse_args()
     base = out_dir("timeline")
@@ -175,7 +177,7 @@ def main() -> None:
     if args.model:
         models = [("", args.model, None)]
     else:  # (name, model, the pseudo-labelled clips it learnt from)
-        exported = trained_model(base, args.seed, unlabelled=recordings, rounds=args.rounds)
+        exported = trained_model(base, args.seed, unlabelled=recordings, rounds=args.rounds, as_run=args.as_run)
         work = os.path.join(base, "model", WORK_DIR)
         models = [(f"[{'seen voices only' if r == 0 else f'self-training round {r}'}]", path,
                    os.path.join(work, f"round-{r}", "pseudo", "clips.parquet") if r else None)
