@@ -139,7 +139,6 @@ def little_archive(root: str, per_language: int, texts: dict, seed: int = 11) ->
 def little(per_language: int, archive_per_language: int, keep_corpus: bool, overrides: dict) -> None:
     """The little scenario: `langsort run --weights none` at defaults (or `overrides` of the
     run settings, to measure a lever), end to end."""
-
     import pandas as pd
 
     from langsort.pipeline import RunSettings, run

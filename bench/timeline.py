@@ -32,6 +32,7 @@ from scipy.signal import butter, sosfilt
 
 from langsort import synth
 from langsort.label import label
+from langsort.model import read_model_info
 from langsort.runtime import init_ray
 from langsort.selftrain import ROUNDS, WORK_DIR, archive_path
 
@@ -151,6 +152,12 @@ def taught(truth: pd.DataFrame, clips: pd.DataFrame) -> tuple[float, float]:
     return total, wrong
 
 
+def model_name(model: str) -> str:
+    meta = read_model_info(model).meta
+    epochs = meta.details.get("options", {}).get("epochs")
+    return f"{meta.backbone} {meta.image_size} px" + (f", {epochs} epochs" if epochs else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", help="an exported .onnx; default: train one on seen voices")
@@ -192,7 +199,7 @@ def main() -> None:
         figures = score(truth, segments, pd.read_parquet(os.path.join(manifests, "files.parquet")))
         print(f"timeline{name}: {args.mixed} code-switched + {args.mono} monolingual recordings ({audio_h:.2f} h), "
               f"voices {','.join(UNSEEN_VOICES)} (labelled training: {','.join(SEEN_VOICES)}), "
-              f"{len(segments)} segments, labelled in {watch.seconds:.0f} s")
+              f"{len(segments)} segments, labelled in {watch.seconds:.0f} s by {model_name(model)}")
         print(f"timeline{name}: speech time with the right language {figures['time_accuracy']:.3f} (target >= 0.92)")
         print(f"timeline{name}: language changes within +-{TOLERANCE_S} s: F1 {figures['boundary_f1']:.3f} "
               f"(precision {figures['boundary_precision']:.3f}, recall {figures['boundary_recall']:.3f}, "
