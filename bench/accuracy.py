@@ -64,19 +64,17 @@ def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, round
     With `unlabelled`, then `rounds` of self-training on it, as `langsort train --unlabelled`
     does: the exported model of every round, the labelled-only teacher first."""
     from langsort.export import export
-    from langsort.features import SpectrogramParams
     from langsort.model import MODEL_FILE
-    from langsort.pipeline import RunSettings, resolved
+    from langsort.pipeline import RunSettings, resolved, stage_settings
 
     corpus, _ = make_corpora(os.path.join(base, "training"), 36, 1, keep=True)
     prepared, model_dir = os.path.join(base, "prepared"), os.path.join(base, "model")
     shutil.rmtree(prepared, ignore_errors=True)
     shutil.rmtree(model_dir, ignore_errors=True)
-    config, options = PrepareConfig(augment=2, seed=seed), TrainOptions(weights="none", seed=seed)
     if as_run:
-        run = resolved(RunSettings(weights="none", seed=seed))
-        config = dataclasses.replace(config, spectrogram=SpectrogramParams(frames=run.image_size))
-        options = dataclasses.replace(options, epochs=run.epochs, patience=run.patience, image_size=run.image_size)
+        config, options = stage_settings(resolved(RunSettings(weights="none", seed=seed)))
+    else:
+        config, options = PrepareConfig(augment=2, seed=seed), TrainOptions(weights="none", seed=seed)
     prepare(corpus, prepared, config, progress=False)
     if not (unlabelled and rounds):
         fit(prepared, model_dir, options, progress=True)

@@ -58,7 +58,6 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
     from langsort import label as label_stage
     from langsort import prepare as prepare_stage
     from langsort import report as report_stage
-    from langsort.features import SpectrogramParams
     from langsort.sort import sort_archive
     from langsort.train import loop
 
@@ -79,13 +78,9 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
         echo(f"[{name}] done in {stages[name]:.0f} s")
 
     settings = resolved(settings, echo)
-    config = prepare_stage.PrepareConfig(spectrogram=SpectrogramParams(frames=settings.image_size),
-                                         augment=settings.augment, seed=settings.seed)
+    config, options = stage_settings(settings)
     stage("prepare", os.path.isfile(os.path.join(paths["prepared"], prepare_stage.PREPARED_META)),
           lambda: prepare_stage.prepare(labelled, paths["prepared"], config, progress=progress))
-    options = loop.TrainOptions(backbone=settings.backbone, weights=settings.weights, epochs=settings.epochs,
-                                patience=settings.patience, image_size=settings.image_size, width=settings.width,
-                                batch_size=settings.batch_size, seed=settings.seed)
     if settings.self_training_rounds:
         plan = selftrain.SelfTraining(unsorted, settings.self_training_rounds, settings.min_confidence)
         train = lambda: selftrain.fit_with_unlabelled(paths["prepared"], paths["model"], options, plan,  # noqa: E731
@@ -101,6 +96,21 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
     text, html_path = report_stage.write(paths["manifests"], truth_csv)
     return RunResult(out=out, model=onnx_path, manifests=paths["manifests"], sorted_dir=paths["sorted"],
                      report_html=html_path, report_text=text, stages=stages)
+
+
+def stage_settings(settings: RunSettings):
+    """(prepare.PrepareConfig, loop.TrainOptions) of resolved run settings: what `run` prepares
+    and trains with, for benches that train its model without the rest of the run."""
+    from langsort.features import SpectrogramParams
+    from langsort.prepare import PrepareConfig
+    from langsort.train.loop import TrainOptions
+
+    config = PrepareConfig(spectrogram=SpectrogramParams(frames=settings.image_size), augment=settings.augment,
+                           seed=settings.seed)
+    options = TrainOptions(backbone=settings.backbone, weights=settings.weights, epochs=settings.epochs,
+                           patience=settings.patience, image_size=settings.image_size, width=settings.width,
+                           batch_size=settings.batch_size, seed=settings.seed)
+    return config, options
 
 
 def resolved(settings: RunSettings, echo=print) -> RunSettings:

@@ -53,8 +53,8 @@ def pseudo_labelled(files, segments, labels: list[str], min_confidence: float, m
     from langsort import manifest
 
     mixed = files.mixed.fillna(False).astype(bool)
-    whole = files.status.eq(manifest.STATUS_OK) & files.language.isin(labels) & files.confidence.ge(min_confidence)
-    whole_files = files.loc[whole & ~mixed].assign(start_s=0.0, end_s=files.duration_s, whole=True)
+    sure = files.status.eq(manifest.STATUS_OK) & files.language.isin(labels) & files.confidence.ge(min_confidence)
+    whole_files = files.loc[sure & ~mixed].assign(start_s=0.0, end_s=files.duration_s, whole=True)
     turns = segments[segments.path.isin(files.path[mixed]) & segments.language.isin(labels)
                      & segments.confidence.ge(min_confidence) & (segments.end_s - segments.start_s).ge(min_seconds)]
     columns = ["path", "language", "start_s", "end_s", "whole"]

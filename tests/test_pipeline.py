@@ -1,4 +1,4 @@
-from langsort.pipeline import RunSettings, resolved
+from langsort.pipeline import RunSettings, resolved, stage_settings
 from langsort.train import EPOCHS, IMAGE_SIZE, SCRATCH_EPOCHS, SCRATCH_IMAGE_SIZE
 
 
@@ -10,6 +10,9 @@ def test_run_trains_from_scratch_on_small_images_and_pretrained_at_the_methods_s
     assert (pretrained.image_size, pretrained.epochs, pretrained.patience) == (IMAGE_SIZE, EPOCHS, 3)
     chosen = resolved(RunSettings(weights="none", image_size=128, epochs=5), echo=None)
     assert (chosen.image_size, chosen.epochs) == (128, 5)
+    config, options = stage_settings(scratch)  # what run prepares and trains with
+    assert (config.spectrogram.frames, options.image_size, options.epochs, options.patience) == (
+        SCRATCH_IMAGE_SIZE, SCRATCH_IMAGE_SIZE, SCRATCH_EPOCHS, SCRATCH_EPOCHS)
 
 
 def test_auto_weights_are_decided_before_prepare_and_said_once(tmp_path, monkeypatch):
