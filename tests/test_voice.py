@@ -41,3 +41,16 @@ def test_excerpts_scored_together_score_as_they_do_alone(speech_cache):
     together = voice.speech_shares(excerpts, voice.VAD_RATE, batch=3)
     assert together == alone
     assert alone[0] >= 0.5 and alone[1] < 0.2 and alone[3] == 0.0
+
+
+def test_settled_scores_decide_as_full_scores_at_every_threshold(speech_cache):
+    rng = np.random.default_rng(2)
+    speech = at_vad_rate(speech_cache("maya", 8.0))
+    excerpts = [speech[i * 4000 : i * 4000 + 12000] for i in range(10)]
+    excerpts += [at_vad_rate(synth.music(1.5, rng)) for _ in range(3)]
+    excerpts += [0.05 * rng.standard_normal(12000).astype(np.float32), speech[: voice.WINDOW * 2]]
+    full = voice.speech_shares(excerpts, voice.VAD_RATE)
+    assert min(full) < 0.3 < max(full)
+    for threshold in (0.05, 0.3, 0.6, 0.9, 1.0):
+        settled = voice.speech_shares(excerpts, voice.VAD_RATE, settle_at=threshold)
+        assert [s >= threshold for s in settled] == [s >= threshold for s in full], threshold
