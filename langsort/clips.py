@@ -88,7 +88,10 @@ class SpeechCheck:
 
     def flush(self) -> None:
         excerpts = [w[4] for w in self.waiting]
-        shares = voice.speech_shares(excerpts, self.sample_rate, settle_at=self.min_share) if self.enabled else [1.0] * len(excerpts)
+        if self.enabled:
+            shares = voice.speech_shares(excerpts, self.sample_rate, settle_at=self.min_share)
+        else:
+            shares = [1.0] * len(excerpts)
         for (result, start_s, end_s, grid, _), share in zip(self.waiting, shares):
             if share >= self.min_share:
                 result.clips.append((start_s, end_s, grid))

@@ -89,7 +89,8 @@ def _score_batch(excerpts: list[np.ndarray], sample_rate: int, settle_at: float 
         context = window[:, -CONTEXT:]
         settled = step + 1 >= counts[scoring]
         if settle_at is not None:  # compared as shares, as the caller will
-            settled |= (speech[scoring] / counts[scoring] >= settle_at) | (final[scoring] / counts[scoring] < settle_at)
+            reached, reachable = speech[scoring] / counts[scoring], final[scoring] / counts[scoring]
+            settled |= (reached >= settle_at) | (reachable < settle_at)
         if settled.any():
             keep = ~settled
             scoring, state, context = scoring[keep], state[:, keep], context[keep]
