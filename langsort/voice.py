@@ -78,18 +78,16 @@ def _score_batch(excerpts: list[np.ndarray], sample_rate: int, settle_at: float 
     state = np.zeros((2, len(scoring), 128), np.float32)
     context = np.zeros((len(scoring), CONTEXT), np.float32)
     speech = np.zeros(len(excerpts))
-    final = counts.astype(float)  # the most a row's speech count can still reach
     for step in range(steps):  # the model is recurrent: one window after another
         window = windows[scoring, step]
         score, state = session.run(None, {"input": np.concatenate([context, window], axis=1), "state": state,
                                           "sr": rate})
-        is_speech = score[:, 0] > SPEECH_PROBABILITY
-        speech[scoring] += is_speech
-        final[scoring] -= ~is_speech
+        speech[scoring] += score[:, 0] > SPEECH_PROBABILITY
         context = window[:, -CONTEXT:]
         settled = step + 1 >= counts[scoring]
         if settle_at is not None:  # compared as shares, as the caller will
-            reached, reachable = speech[scoring] / counts[scoring], final[scoring] / counts[scoring]
+            left = counts[scoring] - (step + 1)  # windows not yet scored: the most the share can still gain
+            reached, reachable = speech[scoring] / counts[scoring], (speech[scoring] + left) / counts[scoring]
             settled |= (reached >= settle_at) | (reachable < settle_at)
         if settled.any():
             keep = ~settled
