@@ -52,6 +52,30 @@ def test_clips_of_one_recording_never_sit_on_two_sides(prepared_small):
     assert not (seen["validation"] & seen["test"])
 
 
+def test_training_sees_the_same_stream_however_prepare_wrote_the_clips(ray_local, tmp_path):
+    """A seed repeats only if the seeded shuffle gets the same blocks: the clips sorted, then
+    cut into blocks of fixed size, whatever files and row groups they came in."""
+    rng = np.random.default_rng(0)
+    clips = pd.DataFrame(dict(path=[f"r{i % 37:02d}.wav" for i in range(900)], start_s=rng.uniform(0, 60, 900),
+                              augment=rng.integers(0, 3, 900), label=rng.choice(["maya", "spanish"], 900),
+                              grid=[bytes([i % 256]) * 8 for i in range(900)]))
+    streams = []
+    for files, row_group in ((3, 50), (5, 300)):
+        shuffled = clips.sample(frac=1.0, random_state=files)
+        paths = []
+        for k, rows in enumerate(np.array_split(np.arange(len(clips)), files)):
+            paths.append(str(tmp_path / f"{files}-{k}.parquet"))
+            shuffled.iloc[rows].to_parquet(paths[-1], row_group_size=row_group)
+        dataset = train_data.ordered_clips(paths, len(clips)).materialize()
+        assert [len(b) for b in dataset.iter_batches(batch_size=None, batch_format="pandas")] == [225] * 4
+        ordered = pd.concat(dataset.iter_batches(batch_size=None, batch_format="pandas"), ignore_index=True)
+        key = ["path", "augment", "start_s"]
+        assert ordered[key].values.tolist() == clips.sort_values(key)[key].values.tolist()
+        streams.append([tuple(b["start_s"]) for b in dataset.iter_batches(
+            batch_size=32, batch_format="numpy", local_shuffle_buffer_size=128, local_shuffle_seed=5)])
+    assert streams[0] == streams[1]
+
+
 def test_class_weights_balance_the_languages():
     weights = train_data.class_weights(np.array([0, 0, 0, 1]), 2)
     assert weights[1] == pytest.approx(3 * weights[0])

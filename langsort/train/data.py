@@ -18,10 +18,24 @@ from langsort import manifest
 from langsort.errors import LangsortError
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
+ROWS_PER_BLOCK = 256  # training clips per block (ordered_clips)
 MEL_SHIFT = 3  # largest mel-band shift in training (shift_mels); 0: none
 # training clips that become two languages (splice): half of them cost the model what it
 # learns from little labelled audio (bench/accuracy.py --scenario little)
 SPLICE_SHARE = 0.25
+
+
+def ordered_clips(paths: list[str], rows: int):
+    """The clips of these clips.parquet files as a Ray Dataset in one fixed order and in
+    blocks of fixed sizes, so a seed repeats. Prepare writes clips in the order its tasks
+    finish, hence the sort; and the sort samples its boundaries at random, so its blocks
+    differed from run to run, and the seeded shuffle buffer of training, which takes whole
+    blocks, mixed the same clips differently: the same seed trained another model."""
+    import ray.data
+
+    source = ray.data.read_parquet(paths).select_columns(["path", "start_s", "augment", "label", "grid"])
+    source.context.execution_options.preserve_order = True
+    return source.sort(["path", "augment", "start_s"]).repartition(max(1, -(-rows // ROWS_PER_BLOCK)))
 
 
 def split_recordings(

@@ -85,7 +85,6 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     from langsort.train import load_tensorflow
 
     load_tensorflow()  # before Ray Train's TensorFlow layer imports it, with its start-up lines
-    import ray
     from ray.train import CheckpointConfig, RunConfig, ScalingConfig
     from ray.train.tensorflow import TensorflowTrainer
     from ray.util.queue import Queue
@@ -119,11 +118,7 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
 
     cpus = cluster_cpus()
     workers = options.workers or max(1, cpus // 2)
-    # the same clips in the same order every run, so a seed repeats: prepare writes clips in
-    # the order its tasks finish, and a re-prepared corpus would otherwise train differently
-    source = ray.data.read_parquet(all_clips).select_columns(["path", "start_s", "augment", "label", "grid"])
-    source.context.execution_options.preserve_order = True
-    source = source.sort(["path", "augment", "start_s"])
+    source = train_data.ordered_clips(all_clips, len(clip_index))
     with _no_cpu_warning():
         datasets = {
             side: source.map_batches(train_data.SideFilter(training_side, side, labels, spec.grid_shape),
