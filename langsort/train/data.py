@@ -19,11 +19,7 @@ from langsort.errors import LangsortError
 
 TRAIN, VALIDATION, TEST = "train", "validation", "test"
 ROWS_PER_BLOCK = 256  # training clips per block (ordered_clips)
-# largest mel-band shift in training (shift_mels); 0: none. Eight bands is about 20 % in
-# frequency above 1 kHz, the gap between a man's and a woman's vocal tract; at 3, a model
-# heard Maya a few bands higher as Spanish, and unseen women's Maya came out Spanish
-# (bench/timeline.py, speech time by voice)
-MEL_SHIFT = 8
+MEL_SHIFT = 3  # largest mel-band shift in training (shift_mels); 0: none
 # training clips that become two languages (splice): half of them cost the model what it
 # learns from little labelled audio (bench/accuracy.py --scenario little)
 SPLICE_SHARE = 0.25
