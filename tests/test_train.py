@@ -67,8 +67,9 @@ def test_training_sees_the_same_stream_however_prepare_wrote_the_clips(ray_local
             paths.append(str(tmp_path / f"{files}-{k}.parquet"))
             shuffled.iloc[rows].to_parquet(paths[-1], row_group_size=row_group)
         dataset = train_data.ordered_clips(paths, len(clips)).materialize()
-        blocks.append([len(b) for b in dataset.iter_batches(batch_size=None, batch_format="pandas")])
-        ordered = pd.concat(dataset.iter_batches(batch_size=None, batch_format="pandas"), ignore_index=True)
+        whole_blocks = list(dataset.iter_batches(batch_size=None, batch_format="pandas"))
+        blocks.append([len(b) for b in whole_blocks])
+        ordered = pd.concat(whole_blocks, ignore_index=True)
         key = ["path", "augment", "start_s"]
         assert ordered[key].values.tolist() == clips.sort_values(key)[key].values.tolist()
         streams.append([tuple(b["start_s"]) for b in dataset.iter_batches(
