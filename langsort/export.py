@@ -1,7 +1,7 @@
 """`langsort export`: the trained model as one self-contained ONNX file.
 
 Two outputs: the clip's class probabilities, and the same per time column of the CNN's last
-feature map (evidence for the language timeline, see `langsort.train.backbones.column_probabilities`).
+feature map (evidence for the language timeline, see `langsort.train.backbones.with_columns`).
 
 Everything labelling needs travels in the file's metadata (key "langsort", JSON): labels,
 spectrogram and segment parameters, backbone, image size, grid shape and training metrics,
@@ -50,11 +50,12 @@ def export(model_dir: str, out_path: str | None = None, quantize: str | None = N
     import tensorflow as tf
     import tf2onnx
 
+    from langsort.train.backbones import with_columns
     from langsort.train.loop import SAMPLE, load_model, read_model_meta
 
     meta = read_model_meta(model_dir)
     out_path = out_path or os.path.join(model_dir, MODEL_FILE)
-    model = load_model(model_dir, meta)
+    model = with_columns(load_model(model_dir, meta))
     sample = np.load(os.path.join(model_dir, SAMPLE))["grids"].astype(np.float32)
     expected = model.predict(sample, verbose=0)
 

@@ -1,9 +1,10 @@
 """Which language is spoken when: evidence windows inside a recording -> language segments.
 
 Evidence comes from the model at finer grain than a clip: the exported model also gives
-class probabilities per time column of the CNN's stride-16 feature map (trained on clips
-that change language: see langsort.train.backbones.column_probabilities), so a 15 s clip
-yields six windows of 2.5 s at 96 px, at almost no extra inference cost. Models without that output give one window per clip.
+class probabilities per time column of the CNN's last feature map (the classifier head
+applied to each column, trained on clips that change language: see
+langsort.train.backbones.with_columns), so a 15 s clip yields several windows of a couple
+of seconds at no extra inference cost. Models without that output give one window per clip.
 
 Smoothing is a Viterbi path (one state per language) over the windows in time order: each
 window votes with its duration-weighted log-probabilities, and every change of language

@@ -102,24 +102,11 @@ def preprocess_layer(name: str):
     return tf_keras.layers.Lambda(module.preprocess_input, name="preprocess_input")
 
 
-def finer_feature_layer(base):
-    """The backbone's last layer before its last stride in time (stride 16 of MobileNetV2's
-    and the ResNets' 32: twice the columns): where the language timeline's columns come from.
-    Images too small to have one use the last feature map itself."""
-    from tf_keras import layers
-
-    columns = base.output.shape[2]
-    finer = [layer for layer in base.layers
-             if layer.output.shape[2] > columns and not isinstance(layer, layers.ZeroPadding2D)]
-    return finer[-1] if finer else base.layers[-1]
-
-
 def build_model(
     name: str, n_labels: int, grid_shape: tuple[int, int], image_size: int = 224, weights: str = "none",
     width: float = 1.0, dropout: float = 0.2, bn_momentum: float = 0.9,
 ):
-    """grid [batch, n_mels, frames] float32 in 0..255 -> class probabilities [batch, n_labels],
-    and per time column [batch, columns, n_labels] (see `column_probabilities`).
+    """grid [batch, n_mels, frames] float32 in 0..255 -> class probabilities [batch, n_labels].
 
     From scratch, BatchNormalization momentum drops from Keras' 0.999 to `bn_momentum`: with
     a few hundred steps the 0.999 moving averages barely move and inference-mode
@@ -135,59 +122,38 @@ def build_model(
         for layer in base.layers:
             if isinstance(layer, layers.BatchNormalization):
                 layer.momentum = bn_momentum
-    backbone = tf_keras.Model(base.input, [base.output, finer_feature_layer(base).output], name=base.name)
 
     grid = layers.Input(shape=grid_shape, dtype="float32", name="grid")
     x = layers.Reshape((*grid_shape, 1))(grid)
     x = layers.Resizing(image_size, image_size, interpolation="bilinear", name="to_image")(x)
     x = layers.Concatenate(name="rgb")([x, x, x])
     x = preprocess_layer(name)(x)
-    features, finer = backbone(x, training=False) if pretrained else backbone(x)
-    x = layers.GlobalAveragePooling2D()(features)
+    x = base(x, training=False) if pretrained else base(x)
+    x = layers.GlobalAveragePooling2D()(x)
     x = layers.Dropout(dropout)(x)
-    head = layers.Dense(n_labels, activation="softmax", name="probabilities")
-    model = tf_keras.Model(grid, [head(x), column_probabilities(features, finer, head)], name=f"langsort_{name}")
-    model.backbone = backbone
+    probabilities = layers.Dense(n_labels, activation="softmax", name="probabilities")(x)
+    model = tf_keras.Model(grid, probabilities, name=f"langsort_{name}")
+    model.backbone = base
     return model
 
 
-def clip_model(model):
-    """The clip output alone, same weights: what validation scores and labelling decides by."""
+def with_columns(model):
+    """The model with a second output: class probabilities per time column of the
+    backbone's last feature map (averaged over frequency), through the same classifier head
+    (shared weights). Global average pooling and the head are linear up to the softmax, so
+    the columns' logits average to the clip's. Training fits this output on spliced clips
+    (langsort.train.data.splice) so each column answers for its own stretch of the clip;
+    export keeps it, and the language timeline reads it (langsort.timeline)."""
+    import tensorflow as tf
     import tf_keras
 
-    return tf_keras.Model(model.input, model.outputs[0], name=f"{model.name}_clips")
-
-
-def column_probabilities(features, finer, head):
-    """Class probabilities per time column of the stride-16 feature map `finer`.
-
-    The classifier head on each column of the last feature map (averaged over frequency)
-    gives the coarse answer: global average pooling and the head are linear up to the
-    softmax, so those columns' logits average to the clip's. At 96 px that map has only 3
-    columns, a third of a clip each, and a change of language inside a column was placed by
-    interpolation. A linear map of the finer columns, centred over the clip, shifts each half
-    of a coarse column's logits, so the finer columns still average to the clip's decision
-    and only say where in the clip each language is. Training fits them on spliced clips
-    (langsort.train.data.splice); export keeps them, and the language timeline reads them
-    (langsort.timeline)."""
-    import tensorflow as tf
-    from tf_keras import layers
-
-    coarse_n, finer_n, n_labels = features.shape[2], finer.shape[2], head.units
-
-    def columns_of(feature_map, name):
-        # columns as rows of a batch: a Dense on 3-D input did not convert to ONNX
-        channels = feature_map.shape[3]
-        return layers.Lambda(lambda t: tf.reshape(tf.reduce_mean(t, axis=1), [-1, channels]), name=name)(feature_map)
-
-    coarse = head(columns_of(features, "columns"))
-    shift = layers.Dense(n_labels, kernel_initializer="zeros", name="column_shift")(columns_of(finer, "finer_columns"))
-    covering = [j * coarse_n // finer_n for j in range(finer_n)]  # the coarse column each finer one lies in
-
-    def combined(tensors):
-        coarse_probabilities, shifts = tensors
-        logits = tf.math.log(tf.reshape(coarse_probabilities, [-1, coarse_n, n_labels]) + 1e-9)
-        shifts = tf.reshape(shifts, [-1, finer_n, n_labels])
-        return tf.nn.softmax(tf.gather(logits, covering, axis=1) + shifts - tf.reduce_mean(shifts, axis=1, keepdims=True))
-
-    return layers.Lambda(combined, name="column_probabilities")([coarse, shift])
+    # the backbone is a nested model: its last node is the call inside this model
+    feature_map = model.backbone.get_output_at(-1)  # [batch, mel rows, time columns, channels]
+    head = model.get_layer("probabilities")
+    n_columns, channels, n_labels = feature_map.shape[2], feature_map.shape[3], head.units
+    # the head sees columns as rows of a batch: a Dense on 3-D input did not convert to ONNX
+    columns = tf_keras.layers.Lambda(lambda t: tf.reshape(tf.reduce_mean(t, axis=1), [-1, channels]),
+                                     name="columns")(feature_map)
+    column_probabilities = tf_keras.layers.Lambda(lambda t: tf.reshape(t, [-1, n_columns, n_labels]),
+                                                  name="column_probabilities")(head(columns))
+    return tf_keras.Model(model.input, [model.output, column_probabilities], name=model.name)

@@ -128,7 +128,7 @@ def splice(grids: np.ndarray, labels: np.ndarray, n_labels: int, columns: int, r
     the clip up to a random frame (a fifth to four fifths in), then the rest of a clip of
     another language from the same batch. Returns the grids and soft targets: each
     language's share of the frames per clip [batch, labels] and per column of the model's
-    column output [batch, columns, labels].
+    last feature map [batch, columns, labels].
 
     Clips of one language teach the per-column outputs nothing about where in a clip a
     language is: each column sees most of the clip and followed the clip's language, so a

@@ -37,7 +37,6 @@ from langsort.prepare import read_meta
 from langsort.segment import SegmentParams
 from langsort.train import BATCH_SIZE, EPOCHS, INITIAL_WEIGHTS
 from langsort.train import data as train_data
-from langsort.train.backbones import build_model, clip_model
 
 MODEL_JSON = "model.json"
 WEIGHTS = "model.weights.h5"
@@ -185,6 +184,7 @@ def _worker_loop(config: dict) -> None:
     from ray.train import Checkpoint
 
     from langsort.train import load_tensorflow
+    from langsort.train.backbones import build_model, with_columns
 
     load_tensorflow()
     import tensorflow as tf
@@ -206,16 +206,16 @@ def _worker_loop(config: dict) -> None:
         strategy = tf.distribute.get_strategy()
     pretrained = config["weights"] != "none"
     with strategy.scope():
-        trained = build_model(config["backbone"], len(config["labels"]), tuple(config["grid_shape"]),
-                              config["image_size"], config["weights"], config["width"])
-        model = clip_model(trained)  # the same weights, validated on the clip output alone
+        model = build_model(config["backbone"], len(config["labels"]), tuple(config["grid_shape"]),
+                            config["image_size"], config["weights"], config["width"])
+        trained = with_columns(model)  # the same weights, with the per-column output to fit as well
     columns = trained.outputs[1].shape[1]
 
     def compile_for(learning_rate: float, backbone_trainable: bool) -> None:
         """Adam on a short warm-up, then cosine decay to the last epoch: from scratch on a
         few hundred clips, a constant rate kept validation loss jumping between epochs.
         Validation scores the clip output alone, as labelling uses it."""
-        trained.backbone.trainable = backbone_trainable
+        model.backbone.trainable = backbone_trainable
         steps = max(1, config["steps_per_epoch"] * config["epochs"])
         schedule = tf_keras.optimizers.schedules.CosineDecay(
             learning_rate / 10, decay_steps=steps, warmup_target=learning_rate, warmup_steps=min(steps // 10, 200))
@@ -267,7 +267,7 @@ def _worker_loop(config: dict) -> None:
         history.append(row)
         improved = row["val_loss"] < best_loss - 1e-4
         if improved:
-            best_loss, best_weights, stale = row["val_loss"], trained.get_weights(), 0
+            best_loss, best_weights, stale = row["val_loss"], model.get_weights(), 0
         else:
             stale += 1
         # no early stop in the first half: from scratch, validation loss is noise for a few epochs
@@ -281,10 +281,10 @@ def _worker_loop(config: dict) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             checkpoint = None
             if improved or last:  # every worker saves (reading mirrored variables is collective)
-                current = trained.get_weights()
-                trained.set_weights(best_weights)
-                trained.save_weights(os.path.join(tmp, WEIGHTS))
-                trained.set_weights(current)
+                current = model.get_weights()
+                model.set_weights(best_weights)
+                model.save_weights(os.path.join(tmp, WEIGHTS))
+                model.set_weights(current)
                 with open(os.path.join(tmp, HISTORY), "w") as f:
                     json.dump(history, f)
                 checkpoint = Checkpoint.from_directory(tmp) if rank == 0 else None
@@ -355,7 +355,7 @@ def finish_model_dir(model_dir: str, model_meta: ModelMeta, split: dict[str, str
     model.json (what makes the folder a model) only when the model learned."""
     from langsort.train.evaluate import clip_and_file_metrics, plot_confusion, plot_history, why_not_learned
 
-    model = clip_model(load_model(model_dir, model_meta))
+    model = load_model(model_dir, model_meta)
     labels, grid_shape = model_meta.labels, model_meta.grid_shape
     evaluation = {}
     for side in (train_data.VALIDATION, train_data.TEST):
@@ -402,8 +402,9 @@ def read_model_meta(model_dir: str) -> ModelMeta:
 
 
 def load_model(model_dir: str, model_meta: ModelMeta | None = None):
-    """The trained tf-keras model (clip and column outputs), rebuilt from model.json and the
-    saved weights."""
+    """The trained tf-keras model, rebuilt from model.json and the saved weights."""
+    from langsort.train.backbones import build_model
+
     meta = model_meta or read_model_meta(model_dir)
     model = build_model(meta.backbone, len(meta.labels), meta.grid_shape, meta.image_size, "none", meta.width)
     model.load_weights(os.path.join(model_dir, WEIGHTS))
@@ -420,5 +421,5 @@ def evaluate_prepared(model_dir: str, prepared_dir: str) -> dict:
     clips_path = os.path.join(prepared_dir, manifest.CLIPS_NAME)
     everything = {p: train_data.TEST for p in pd.read_parquet(clips_path, columns=["path"]).path.unique()}
     grids, truth, rows = train_data.read_clips(clips_path, everything, train_data.TEST, labels, meta.grid_shape)
-    probs = clip_model(load_model(model_dir, meta)).predict(grids.astype(np.float32), batch_size=64, verbose=0)
+    probs = load_model(model_dir, meta).predict(grids.astype(np.float32), batch_size=64, verbose=0)
     return clip_and_file_metrics(probs, truth, rows.path.to_numpy(), (rows.end_s - rows.start_s).to_numpy(), labels)
