@@ -27,7 +27,7 @@ MAX_LABELS = 1000
 MAX_GRID_CELLS = 512 * 2048  # a grid this big is not a langsort spectrogram; refuse before allocating it
 MIN_WIDTH, MAX_WIDTH = 0.1, 2.0  # MobileNetV2's width multiplier (alpha) that langsort accepts
 _CORE = ("labels", "spectrogram", "segment", "backbone", "image_size", "width", "grid_shape", "metrics",
-         "column_centres", "centred_bands")
+         "column_centres")
 
 
 class ModelFileError(LangsortError):
@@ -48,9 +48,6 @@ class ModelMeta:
     # where each column output looks (0..1): measured by exports before training on spliced
     # clips (langsort.train.data.splice), whose columns answer for equal shares of the clip
     column_centres: tuple[float, ...] | None = None
-    # each mel band's mean over the clip removed inside the model (langsort.train.backbones.centre_bands);
-    # False for models trained before it, so exporting one rebuilds it as it was trained
-    centred_bands: bool = False
     metrics: dict = field(default_factory=dict)
     details: dict = field(default_factory=dict)
 
@@ -62,7 +59,6 @@ class ModelMeta:
         return {**self.details, "labels": list(self.labels), "spectrogram": self.spectrogram.to_dict(),
                 "segment": dataclasses.asdict(self.segment), "backbone": self.backbone, "image_size": self.image_size,
                 "width": self.width, "grid_shape": list(self.grid_shape), "metrics": dict(self.metrics),
-                "centred_bands": self.centred_bands,
                 **({"column_centres": list(self.column_centres)} if self.column_centres else {})}
 
     @classmethod
@@ -96,13 +92,9 @@ class ModelMeta:
                                     or not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in centres)
                                     or any(b <= a for a, b in zip(centres, centres[1:]))):
             raise ModelFileError("column_centres must be increasing shares of a clip between 0 and 1")
-        centred = data.get("centred_bands", False)
-        if not isinstance(centred, bool):
-            raise ModelFileError(f"centred_bands must be true or false, got {centred!r}")
         metrics = data.get("metrics") or {}
         return cls(labels=list(labels), spectrogram=spectrogram, segment=segment, backbone=data["backbone"],
-                   image_size=image_size, width=float(width), centred_bands=centred,
-                   metrics=metrics if isinstance(metrics, dict) else {},
+                   image_size=image_size, width=float(width), metrics=metrics if isinstance(metrics, dict) else {},
                    column_centres=tuple(float(c) for c in centres) if centres is not None else None,
                    details={k: v for k, v in data.items() if k not in _CORE})
 

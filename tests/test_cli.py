@@ -203,7 +203,6 @@ BAD_METADATA = {
     "three labels for two outputs": (lambda m: {**m, "labels": ["a", "b", "c"]}, "output shape"),
     "a width of zero": (lambda m: {**m, "width": 0}, "width must be"),
     "column centres out of order": (lambda m: {**m, "column_centres": [0.6, 0.4]}, "column_centres must be"),
-    "centred bands as a word": (lambda m: {**m, "centred_bands": "yes"}, "centred_bands must be"),
 }
 
 

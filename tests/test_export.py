@@ -22,27 +22,7 @@ def test_export_matches_the_trained_model_and_carries_its_metadata(exported, tra
     props = {p.key for p in onnx.load(exported.path).metadata_props}
     assert {"langsort", "model_card"} <= props
     assert info.meta.column_centres is None  # columns trained on spliced clips answer for equal shares
-    assert info.meta.centred_bands  # the model removes each band's mean itself
     assert ort.InferenceSession(exported.path).get_outputs()[1].shape[2] == 2  # [batch, columns, labels]
-
-
-def test_a_model_trained_before_band_centring_is_rebuilt_without_it(trained_small, tmp_path):
-    """model.json without `centred_bands` is from before the model centred its bands: its
-    weights never saw centred grids, so export must not add the step."""
-    import json
-    import shutil
-
-    from langsort.train.loop import MODEL_JSON, load_model
-
-    old = tmp_path / "old"
-    shutil.copytree(trained_small.model_dir, old)
-    meta = json.loads((old / MODEL_JSON).read_text())
-    assert meta.pop("centred_bands") is True
-    (old / MODEL_JSON).write_text(json.dumps(meta))
-    def layer_names(model_dir) -> set[str]:
-        return {layer.name for layer in load_model(str(model_dir)).layers}
-
-    assert "centre_bands" not in layer_names(old) and "centre_bands" in layer_names(trained_small.model_dir)
 
 
 def test_exported_model_takes_any_batch_size(exported):

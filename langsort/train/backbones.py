@@ -102,20 +102,9 @@ def preprocess_layer(name: str):
     return tf_keras.layers.Lambda(module.preprocess_input, name="preprocess_input")
 
 
-def centre_bands(grids):
-    """Each mel band's mean over the clip removed, around mid-grey [batch, mels, frames, 1]:
-    cepstral mean normalisation. A voice's timbre and a room's echo or a channel's colour are
-    close to a constant offset per band in a log spectrogram, and the language lives in how
-    the bands change over time; without this, models trained on a few voices heard a voice
-    a few bands brighter as the other language (bench/timeline.py, by voice)."""
-    import tensorflow as tf
-
-    return grids - tf.reduce_mean(grids, axis=2, keepdims=True) + 127.5
-
-
 def build_model(
     name: str, n_labels: int, grid_shape: tuple[int, int], image_size: int = 224, weights: str = "none",
-    width: float = 1.0, dropout: float = 0.2, bn_momentum: float = 0.9, centred_bands: bool = True,
+    width: float = 1.0, dropout: float = 0.2, bn_momentum: float = 0.9,
 ):
     """grid [batch, n_mels, frames] float32 in 0..255 -> class probabilities [batch, n_labels].
 
@@ -136,8 +125,6 @@ def build_model(
 
     grid = layers.Input(shape=grid_shape, dtype="float32", name="grid")
     x = layers.Reshape((*grid_shape, 1))(grid)
-    if centred_bands:
-        x = layers.Lambda(centre_bands, name="centre_bands")(x)
     x = layers.Resizing(image_size, image_size, interpolation="bilinear", name="to_image")(x)
     x = layers.Concatenate(name="rgb")([x, x, x])
     x = preprocess_layer(name)(x)

@@ -156,7 +156,7 @@ def fit(prepared_dir: str, model_dir: str, options: TrainOptions = TrainOptions(
     seconds = time.perf_counter() - started
     model_meta = ModelMeta(
         labels=labels, spectrogram=spec, segment=SegmentParams(**meta["segment"]), backbone=options.backbone,
-        image_size=image_size, width=options.width, centred_bands=True,
+        image_size=image_size, width=options.width,
         details=dict(langsort_version=__version__, initial_weights=weights, options=asdict(options),
                      workers=workers, trained_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                      training_seconds=round(seconds, 1), prepared=os.path.abspath(prepared_dir),
@@ -406,8 +406,7 @@ def load_model(model_dir: str, model_meta: ModelMeta | None = None):
     from langsort.train.backbones import build_model
 
     meta = model_meta or read_model_meta(model_dir)
-    model = build_model(meta.backbone, len(meta.labels), meta.grid_shape, meta.image_size, "none", meta.width,
-                        centred_bands=meta.centred_bands)
+    model = build_model(meta.backbone, len(meta.labels), meta.grid_shape, meta.image_size, "none", meta.width)
     model.load_weights(os.path.join(model_dir, WEIGHTS))
     return model
 
