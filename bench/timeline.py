@@ -14,8 +14,8 @@ Speech time is also broken down by voice and language, which says where the erro
 
 Without --model it trains one as bench/accuracy.py does (seen voices only), then self-trains
 as `langsort train --unlabelled` (and `langsort run`) do, with these recordings as the
-unlabelled archive (their speech, never their truth), and scores the labelled-only model and
-each round's.
+unlabelled archive (their speech, never their truth), and scores the labelled-only model (the
+first of the averaged first-round teachers), the teachers' average, and each round's student.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from langsort import synth
 from langsort.label import label
 from langsort.model import read_model_info
 from langsort.runtime import init_ray
-from langsort.selftrain import ROUNDS, WORK_DIR, archive_path
+from langsort.selftrain import AVERAGED_TEACHERS, ROUNDS, WORK_DIR, archive_path
 
 GRID_S = 0.01
 TOLERANCE_S = 1.5
@@ -189,6 +189,9 @@ def main() -> None:
         models = [(f"[{'seen voices only' if r == 0 else f'self-training round {r}'}]", path,
                    os.path.join(work, f"round-{r}", "pseudo", "clips.parquet") if r else None)
                   for r, path in enumerate(exported)]
+        averaged = os.path.join(work, "round-0", AVERAGED_TEACHERS)
+        if os.path.isfile(averaged):  # what labelled the recordings for the first round's pseudo-labels
+            models.insert(1, ("[first-round teachers averaged]", averaged, None))
     audio_h = truth.groupby("path").end_s.max().sum() / 3600
     for name, model, pseudo in models:
         manifests = os.path.join(base, "manifests")

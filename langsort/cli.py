@@ -43,6 +43,9 @@ WEIGHTS = typer.Option(train_defaults.INITIAL_WEIGHTS, metavar="[auto|imagenet|n
                             "imagenet (downloads), none (from scratch) or a local weights file.")
 ROUNDS = typer.Option(selftrain_defaults.ROUNDS, min=0, help="Self-training rounds on the unlabelled archive "
                       "(pseudo-label its confidently labelled stretches, train again); 0: the labelled recordings alone.")
+TEACHERS = typer.Option(selftrain_defaults.TEACHERS, min=1, help="Models trained from successive seeds whose "
+                        "average labels the archive in the first self-training round (one model's mistakes are its "
+                        "seed's draw).")
 MIN_CONFIDENCE = typer.Option(selftrain_defaults.MIN_CONFIDENCE, min=0.0, max=1.0,
                               help="Confidence a stretch of the archive needs to be pseudo-labelled.")
 THRESHOLD = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0, help="Below this confidence a file is unknown.")
@@ -199,6 +202,7 @@ def train(
     unlabelled: Optional[str] = typer.Option(None, "--unlabelled", help="An unlabelled archive to learn from too "
                                              "(self-training: its confidently labelled stretches join the training side)."),
     rounds: int = ROUNDS,
+    teachers: int = TEACHERS,
     min_confidence: float = MIN_CONFIDENCE,
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
@@ -220,8 +224,8 @@ def train(
     init_ray(address)
     started = time.perf_counter()
     if unlabelled and rounds:
-        metrics = fit_with_unlabelled(str(prepared), str(out), options, SelfTraining(unlabelled, rounds, min_confidence),
-                                      progress=not quiet, echo=typer.echo)
+        plan = SelfTraining(unlabelled, rounds, min_confidence, teachers)
+        metrics = fit_with_unlabelled(str(prepared), str(out), options, plan, progress=not quiet, echo=typer.echo)
     else:
         metrics = fit(str(prepared), str(out), options, progress=not quiet).metrics
     test = metrics["test"]
@@ -460,6 +464,7 @@ def run(
     width: float = WIDTH,
     threshold: float = THRESHOLD,
     rounds: int = ROUNDS,
+    teachers: int = TEACHERS,
     min_confidence: float = MIN_CONFIDENCE,
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
@@ -479,7 +484,7 @@ def run(
     init_ray(address)
     settings = RunSettings(backbone=backbone, weights=weights, epochs=epochs, image_size=image_size, width=width,
                            threshold=threshold, self_training_rounds=rounds,
-                           min_confidence=min_confidence)
+                           teachers=teachers, min_confidence=min_confidence)
     _print_run(run_pipeline(str(labelled), str(unsorted), str(out), settings, progress=not quiet, echo=typer.echo))
 
 

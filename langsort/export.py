@@ -80,6 +80,48 @@ def export(model_dir: str, out_path: str | None = None, quantize: str | None = N
     return result
 
 
+def average(model_paths: list[str], out_path: str) -> ExportResult:
+    """One ONNX model whose outputs (clip and column probabilities) are the mean of the given
+    exported models' (same labels and grid), with the first one's metadata. Self-training's
+    first teacher is such an average: one model's seed decides which unseen voices it gets
+    right, and the mean of a few seeds pseudo-labels more evenly (see bench/timeline.py).
+    Refused unless ONNX Runtime gives the mean of the models' own outputs within 1e-4."""
+    import onnx
+
+    from langsort.model import read_model_info
+
+    infos = [read_model_info(path) for path in model_paths]
+    first = infos[0].meta
+    for info in infos[1:]:
+        if (info.meta.labels, info.meta.grid_shape) != (first.labels, first.grid_shape):
+            raise ExportError(f"{info.path}: labels or grid differ from {model_paths[0]}'s; cannot average them")
+    protos = [onnx.load_from_string(storage.read_bytes(path)) for path in model_paths]
+    grid, outputs = protos[0].graph.input[0], [output.name for output in protos[0].graph.output]
+    nodes, initializers = [], []
+    for index, proto in enumerate(protos):
+        prefixed = onnx.compose.add_prefix(proto, f"m{index}_")
+        own_input = prefixed.graph.input[0].name
+        for node in prefixed.graph.node:
+            node.input[:] = [grid.name if name == own_input else name for name in node.input]
+        nodes += prefixed.graph.node
+        initializers += prefixed.graph.initializer
+    nodes += [onnx.helper.make_node("Mean", [f"m{index}_{name}" for index in range(len(protos))], [name])
+              for name in outputs]
+    graph = onnx.helper.make_graph(nodes, "langsort_average", [grid], list(protos[0].graph.output), initializers)
+    averaged = onnx.helper.make_model(graph, opset_imports=protos[0].opset_import, ir_version=protos[0].ir_version)
+    meta = dataclasses.replace(first, details={**first.details, "averages": [info.sha256 for info in infos]})
+    onnx.helper.set_model_props(averaged, {METADATA_KEY: json.dumps(meta.to_dict()), CARD_KEY: model_card(meta)})
+    serialized = averaged.SerializeToString()
+
+    grids = np.random.default_rng(0).integers(0, 256, (4, *first.grid_shape)).astype(np.float32)
+    expected = [np.mean(each, axis=0) for each in zip(*(_onnx_outputs(p.SerializeToString(), grids) for p in protos))]
+    difference = max(float(np.max(np.abs(g - e))) for g, e in zip(_onnx_outputs(serialized, grids), expected))
+    if difference > PARITY_TOLERANCE:
+        raise ExportError(f"averaged model differs from the mean of its models by {difference:.2e}; not written")
+    storage.write_bytes_atomic(out_path, serialized)
+    return ExportResult(path=out_path, sha256=hashlib.sha256(serialized).hexdigest(), max_difference=difference)
+
+
 def _quantize(result: ExportResult, sample: np.ndarray, float_probs: np.ndarray) -> None:
     """Static QDQ int8, calibrated on real spectrograms; reports agreement with float32."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static

@@ -38,6 +38,7 @@ class RunSettings:
     sort_mode: str = "copy"
     seed: int = 0
     self_training_rounds: int = selftrain.ROUNDS  # on UNSORTED; 0: the labelled recordings alone
+    teachers: int = selftrain.TEACHERS  # averaged to label UNSORTED in the first round
     min_confidence: float = selftrain.MIN_CONFIDENCE  # what a stretch of UNSORTED needs to be pseudo-labelled
 
 
@@ -82,7 +83,8 @@ def run(labelled: str, unsorted: str, out: str, settings: RunSettings = RunSetti
     stage("prepare", os.path.isfile(os.path.join(paths["prepared"], prepare_stage.PREPARED_META)),
           lambda: prepare_stage.prepare(labelled, paths["prepared"], config, progress=progress))
     if settings.self_training_rounds:
-        plan = selftrain.SelfTraining(unsorted, settings.self_training_rounds, settings.min_confidence)
+        plan = selftrain.SelfTraining(unsorted, settings.self_training_rounds, settings.min_confidence,
+                                      settings.teachers)
         train = lambda: selftrain.fit_with_unlabelled(paths["prepared"], paths["model"], options, plan,  # noqa: E731
                                                       progress=progress, echo=echo)
     else:

@@ -1,7 +1,10 @@
 """Learning from the unlabelled archive itself (self-training, "noisy student").
 
 A team has minutes of labelled speech per language but hours of unlabelled archive. Each
-round, the current model (the teacher) labels the archive; the files it labels confidently
+round, the current model (the teacher) labels the archive; the first round's teacher is the
+average of a few models trained on the labelled corpus from different seeds, because which
+unseen voices one model gets right is its seed's draw, and its mistakes become the student's
+(bench/timeline.py); the files it labels confidently
 as one language, and the confident turns of those it calls mixed (bilingual recordings),
 become pseudo-labelled recordings; a new model (the student) trains on the
 labelled corpus plus those, with perturbed copies and SpecAugment on both sides, and becomes
@@ -12,6 +15,8 @@ bench/accuracy.py --scenario little.
 
 MODEL_DIR/self-training/
   round-0/model/            the first teacher, trained on the labelled corpus alone
+  round-0/model-<k>/        the other first-round teachers, trained from seed SEED+k
+  round-0/teachers.onnx     their average, which labels the archive in round 1
   round-<r>/labels/         the teacher's manifests of the archive
   round-<r>/pseudo/         the pseudo-labelled files, prepared like the labelled corpus
   round-<r>/model/          the student; the last round's model is copied into MODEL_DIR
@@ -30,8 +35,10 @@ from langsort.model import MODEL_FILE
 
 PSEUDO_PREFIX = "_pseudo"  # pseudo-labelled paths: _pseudo/<language>/<path in the archive>
 ROUNDS = 1
+TEACHERS = 3
 MIN_CONFIDENCE = 0.9
 WORK_DIR = "self-training"
+AVERAGED_TEACHERS = "teachers.onnx"  # in round-0/
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,7 @@ class SelfTraining:
     unlabelled: str  # the archive (a folder tree or an object-store URI)
     rounds: int = ROUNDS
     min_confidence: float = MIN_CONFIDENCE  # what a file, or a mixed file's turn, needs to be pseudo-labelled
+    teachers: int = TEACHERS  # models averaged to label the archive in the first round
 
 
 def pseudo_labelled(files, segments, labels: list[str], min_confidence: float, min_seconds: float):
@@ -88,6 +96,8 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
     """Teacher on the labelled corpus, then `plan.rounds` rounds of pseudo-labelling the
     archive and training a student; MODEL_DIR ends up holding the last student. Each step
     is skipped when its finished output is there, so an interrupted run continues."""
+    import dataclasses
+
     import pandas as pd
 
     from langsort import export, label, manifest
@@ -101,18 +111,35 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
     def model_at(round_index: int) -> str:
         return os.path.join(work, f"round-{round_index}", "model")
 
-    def trained(folder: str, train_only: tuple[str, ...]) -> dict:
+    def trained(folder: str, train_only: tuple[str, ...] = (), seed: int = options.seed) -> dict:
         if not os.path.isfile(os.path.join(folder, loop.MODEL_JSON)):
-            loop.fit(prepared_dir, folder, options, progress=progress, train_only=train_only)
+            loop.fit(prepared_dir, folder, dataclasses.replace(options, seed=seed), progress=progress,
+                     train_only=train_only)
         with open(os.path.join(folder, loop.METRICS)) as f:
             return json.load(f)
 
-    metrics, final, rounds = trained(model_at(0), ()), model_at(0), []
+    def exported(folder: str) -> str:
+        onnx = os.path.join(folder, MODEL_FILE)
+        if not os.path.isfile(onnx):
+            export.export(folder, onnx)
+        return onnx
+
+    def first_teacher() -> str:
+        """The first round's: model_at(0) and plan.teachers - 1 more from the next seeds, averaged."""
+        if plan.teachers == 1:
+            return exported(model_at(0))
+        averaged = os.path.join(work, "round-0", AVERAGED_TEACHERS)
+        if not os.path.isfile(averaged):
+            others = [os.path.join(work, "round-0", f"model-{k}") for k in range(1, plan.teachers)]
+            for k, folder in enumerate(others, 1):
+                trained(folder, seed=options.seed + k)
+            export.average([exported(folder) for folder in [model_at(0), *others]], averaged)
+        return averaged
+
+    metrics, final, rounds = trained(model_at(0)), model_at(0), []
     for round_index in range(1, plan.rounds + 1):
         here = os.path.join(work, f"round-{round_index}")
-        onnx = os.path.join(final, MODEL_FILE)
-        if not os.path.isfile(onnx):
-            export.export(final, onnx)
+        onnx = first_teacher() if round_index == 1 else exported(final)
         labels_dir, pseudo_dir = os.path.join(here, "labels"), os.path.join(here, "pseudo")
         label.label(plan.unlabelled, onnx, labels_dir, threshold=plan.min_confidence, progress=progress)
         files = pd.read_parquet(os.path.join(labels_dir, manifest.FILES_NAME))
@@ -129,12 +156,14 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
         rounds.append(dict(
             round=round_index, archive_files=len(files), pseudo_labelled=chosen.path.nunique(),
             seconds_by_language={language: round(float(s), 1) for language, s in seconds.items()},
+            teachers=plan.teachers if round_index == 1 else 1,
             teacher_validation=metrics["validation"]["clip"]["accuracy"],
             student_validation=student["validation"]["clip"]["accuracy"]))
+        teacher_name = f"{plan.teachers} teachers averaged" if rounds[-1]["teachers"] > 1 else "the teacher"
         minutes = ", ".join(f"{language} {s / 60:.1f} min" for language, s in seconds.items())
         echo(f"self-training round {round_index}: {rounds[-1]['pseudo_labelled']} of {len(files)} archive files "
-             f"pseudo-labelled ({minutes}); validation clip accuracy {rounds[-1]['teacher_validation']:.3f} -> "
-             f"{rounds[-1]['student_validation']:.3f}")
+             f"pseudo-labelled ({minutes}) by {teacher_name}; validation clip accuracy "
+             f"{rounds[-1]['teacher_validation']:.3f} -> {rounds[-1]['student_validation']:.3f}")
         metrics, final = student, model_at(round_index)
 
     metrics["self_training"] = rounds

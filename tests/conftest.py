@@ -96,9 +96,10 @@ def trained_small(prepared_small, tmp_path_factory):
     return fit(str(prepared_small), str(model_dir), options, progress=False)
 
 
-def write_tiny_model(path, labels=("maya", "spanish")) -> str:
+def write_tiny_model(path, labels=("maya", "spanish"), slope: float = 0.02) -> str:
     """A real langsort ONNX model in milliseconds, without TensorFlow: the mean of the grid
-    through a dense layer and a softmax. For tests of the label plumbing, not of accuracy."""
+    through a dense layer (weights from -slope to slope) and a softmax. For tests of the label
+    plumbing, not of accuracy."""
     import dataclasses
     import json
 
@@ -111,7 +112,7 @@ def write_tiny_model(path, labels=("maya", "spanish")) -> str:
 
     spec = SpectrogramParams()
     n = len(labels)
-    weights = np.linspace(-0.02, 0.02, n, dtype=np.float32).reshape(1, n)
+    weights = np.linspace(-slope, slope, n, dtype=np.float32).reshape(1, n)
     graph = helper.make_graph(
         [helper.make_node("ReduceMean", ["grid"], ["mean"], axes=[1, 2], keepdims=0),
          helper.make_node("Unsqueeze", ["mean", "axis"], ["column"]),

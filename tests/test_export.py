@@ -2,8 +2,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from conftest import write_tiny_model
 
-from langsort.export import ExportError, export
+from langsort.export import ExportError, average, export
 from langsort.model import ModelFileError, read_model_info
 
 
@@ -74,3 +75,27 @@ def test_registry_registers_lists_and_resolves_by_name(exported, tmp_path, monke
     assert [(name, info.labels) for name, info in registry.list_models()] == [("es-maya", ["maya", "spanish"])]
     assert registry.resolve("es-maya") == path
     assert registry.resolve("unknown-name") == "unknown-name"
+
+
+def test_averaged_model_outputs_the_mean_of_its_models(tmp_path):
+    """Self-training's first teacher: one graph, the first model's metadata, the mean of the outputs."""
+    models = [write_tiny_model(tmp_path / f"m{slope}.onnx", slope=slope) for slope in (0.02, -0.05, 0.01)]
+    result = average(models, str(tmp_path / "teachers.onnx"))
+    grids = np.random.default_rng(3).uniform(0, 255, (5, *read_model_info(models[0]).grid_shape)).astype(np.float32)
+
+    def outputs(path):
+        return ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {"grid": grids})[0]
+
+    mean = np.mean([outputs(path) for path in models], axis=0)
+    assert np.abs(outputs(models[0]) - outputs(models[1])).max() > 0.1  # the models disagree
+    np.testing.assert_allclose(outputs(result.path), mean, atol=1e-6)
+    info = read_model_info(result.path)
+    assert info.labels == ["maya", "spanish"] and info.sha256 == result.sha256
+    assert info.meta.details["averages"] == [read_model_info(path).sha256 for path in models]
+
+
+def test_models_with_other_labels_are_not_averaged(tmp_path):
+    models = [write_tiny_model(tmp_path / "a.onnx"), write_tiny_model(tmp_path / "b.onnx", labels=("maya", "english"))]
+    with pytest.raises(ExportError, match="labels or grid differ"):
+        average(models, str(tmp_path / "teachers.onnx"))
+    assert not (tmp_path / "teachers.onnx").exists()

@@ -4,7 +4,8 @@ import pandas as pd
 import pytest
 
 from langsort.errors import LangsortError
-from langsort.selftrain import PSEUDO_PREFIX, pseudo_labelled, pseudo_recordings
+from langsort.model import read_model_info
+from langsort.selftrain import AVERAGED_TEACHERS, PSEUDO_PREFIX, pseudo_labelled, pseudo_recordings
 
 
 def test_sure_files_teach_whole_and_mixed_files_their_confident_turns():
@@ -42,8 +43,9 @@ def test_sure_files_teach_whole_and_mixed_files_their_confident_turns():
 
 
 def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, prepared_small, speech_cache, tmp_path):
-    """A real round: the teacher labels the archive, its confident stretches join training as
-    `_pseudo/<language>/...` and never validation or test; MODEL_DIR holds the student."""
+    """A real round: two teachers from successive seeds, averaged, label the archive; its
+    confident stretches join training as `_pseudo/<language>/...` and never validation or
+    test; MODEL_DIR holds the student."""
     from langsort import synth
     from langsort.selftrain import SelfTraining, fit_with_unlabelled
     from langsort.train.loop import MODEL_JSON, TrainOptions
@@ -56,11 +58,18 @@ def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, pre
     lines = []
     # confidence 0: a two-epoch model is not confident, and the plumbing is what is tested here
     metrics = fit_with_unlabelled(str(prepared_small), str(tmp_path / "model"), options,
-                                  SelfTraining(str(archive), rounds=1, min_confidence=0.0), progress=False,
+                                  SelfTraining(str(archive), rounds=1, min_confidence=0.0, teachers=2), progress=False,
                                   echo=lines.append)
     (round_1,) = metrics["self_training"]
     assert round_1["pseudo_labelled"] == 4 and round_1["archive_files"] == 5
-    assert "4 of 5 archive files pseudo-labelled" in lines[0]
+    assert "4 of 5 archive files pseudo-labelled" in lines[0] and "by 2 teachers averaged" in lines[0]
+    work = tmp_path / "model" / "self-training"
+    teachers = [read_model_info(str(work / "round-0" / folder / "model.onnx")) for folder in ("model", "model-1")]
+    assert [t.meta.details["options"]["seed"] for t in teachers] == [0, 1]
+    averaged = read_model_info(str(work / "round-0" / AVERAGED_TEACHERS))
+    assert averaged.meta.details["averages"] == [t.sha256 for t in teachers]
+    labelled_by = pd.read_parquet(work / "round-1" / "labels" / "files.parquet").model_sha256
+    assert set(labelled_by) == {averaged.sha256} and round_1["teachers"] == 2
     pseudo = pd.read_parquet(tmp_path / "model" / "self-training" / "round-1" / "pseudo" / "files.parquet")
     assert pseudo.path.str.startswith(f"{PSEUDO_PREFIX}/").all()
     assert pseudo.path.str.split("/", n=2).str[2].nunique() == 4  # a file per stretch's language, notes.txt not
