@@ -1,20 +1,19 @@
 """Learning from the unlabelled archive itself (self-training, "noisy student").
 
 A team has minutes of labelled speech per language but hours of unlabelled archive. Each
-round, the current model (the teacher) labels the archive; the first round's teacher is the
-average of a few models trained on the labelled corpus from different seeds, because which
-unseen voices one model gets right is its seed's draw, and its mistakes become the student's
-(bench/timeline.py); the files it labels confidently
+round, the current model (the teacher) labels the archive; the files it labels confidently
 as one language, and the confident turns of those it calls mixed (bilingual recordings),
 become pseudo-labelled recordings; a new model (the student) trains on the
 labelled corpus plus those, with perturbed copies and SpecAugment on both sides, and becomes
 the next round's teacher. Pseudo-labelled recordings join the training side only
 (`fit(train_only=...)`): validation, early stopping and the test figures stay on the
-labelled recordings. What each round buys is in metrics.json (`self_training`) and in
-bench/accuracy.py --scenario little.
+labelled recordings. The first round's teacher is the average of a few models trained on the
+labelled corpus from successive seeds: which unseen voices one model gets right is its seed's
+draw, and its mistakes would become the student's (bench/timeline.py). What each round buys
+is in metrics.json (`self_training`) and in bench/accuracy.py --scenario little.
 
 MODEL_DIR/self-training/
-  round-0/model/            the first teacher, trained on the labelled corpus alone
+  round-0/model/            the first teacher, trained on the labelled corpus alone (seed SEED)
   round-0/model-<k>/        the other first-round teachers, trained from seed SEED+k
   round-0/teachers.onnx     their average, which labels the archive in round 1
   round-<r>/labels/         the teacher's manifests of the archive
