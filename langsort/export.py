@@ -95,8 +95,8 @@ def average(model_paths: list[str], out_path: str) -> ExportResult:
     for info in infos[1:]:
         if (info.meta.labels, info.meta.grid_shape) != (first.labels, first.grid_shape):
             raise ExportError(f"{info.path}: labels or grid differ from {model_paths[0]}'s; cannot average them")
-    data = [storage.read_bytes(path) for path in model_paths]
-    protos = [onnx.load_from_string(each) for each in data]
+    model_bytes = [storage.read_bytes(path) for path in model_paths]
+    protos = [onnx.load_from_string(data) for data in model_bytes]
     grid, outputs = protos[0].graph.input[0], [output.name for output in protos[0].graph.output]
     nodes, initializers = [], []
     for index, proto in enumerate(protos):
@@ -115,7 +115,8 @@ def average(model_paths: list[str], out_path: str) -> ExportResult:
     serialized = averaged.SerializeToString()
 
     grids = np.random.default_rng(0).integers(0, 256, (4, *first.grid_shape)).astype(np.float32)
-    expected = [np.mean(each, axis=0) for each in zip(*(_onnx_outputs(each, grids) for each in data))]
+    per_model = [_onnx_outputs(data, grids) for data in model_bytes]
+    expected = [np.mean(values, axis=0) for values in zip(*per_model)]
     difference = max(float(np.max(np.abs(g - e))) for g, e in zip(_onnx_outputs(serialized, grids), expected))
     if difference > PARITY_TOLERANCE:
         raise ExportError(f"averaged model differs from the mean of its models by {difference:.2e}; not written")
