@@ -62,7 +62,7 @@ def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, round
     benches that need one (timeline, short files); kept under `base`. At `langsort train`'s
     defaults, or with `as_run` at `langsort run`'s from scratch (its image size and epochs).
     With `unlabelled`, then `rounds` of self-training on it, as `langsort train --unlabelled`
-    does: the exported model of every round, the labelled-only teacher first."""
+    (or `run`) does: the exported model of every round, the labelled-only teacher first."""
     from langsort.export import export
     from langsort.model import MODEL_FILE
     from langsort.pipeline import RunSettings, resolved, stage_settings
@@ -72,14 +72,16 @@ def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, round
     shutil.rmtree(prepared, ignore_errors=True)
     shutil.rmtree(model_dir, ignore_errors=True)
     if as_run:
-        config, options = stage_settings(resolved(RunSettings(weights="none", seed=seed)))
+        settings = resolved(RunSettings(weights="none", seed=seed))
+        (config, options), plan = stage_settings(settings), SelfTraining(unlabelled, rounds, teachers=settings.teachers)
     else:
         config, options = PrepareConfig(augment=2, seed=seed), TrainOptions(weights="none", seed=seed)
+        plan = SelfTraining(unlabelled, rounds)
     prepare(corpus, prepared, config, progress=False)
     if not (unlabelled and rounds):
         fit(prepared, model_dir, options, progress=True)
         return [export(model_dir).path]
-    done = fit_with_unlabelled(prepared, model_dir, options, SelfTraining(unlabelled, rounds), progress=True)
+    done = fit_with_unlabelled(prepared, model_dir, options, plan, progress=True)
     earlier = [os.path.join(model_dir, WORK_DIR, f"round-{r['round'] - 1}", "model", MODEL_FILE)
                for r in done["self_training"]]
     return earlier + [export(model_dir).path]
@@ -201,13 +203,14 @@ def main() -> None:
     parser.add_argument("--min-confidence", type=float, default=None, help="little: pseudo-label bar (default: run's)")
     parser.add_argument("--rounds", type=int, default=None, help="little: self-training rounds (default: run's)")
     parser.add_argument("--seed", type=int, default=None, help="little: split and training seed (default: run's)")
+    parser.add_argument("--teachers", type=int, default=None, help="little: first-round teachers averaged (default: run's)")
     parser.add_argument("--keep-corpus", action="store_true", help="reuse the corpus of an earlier run")
     args = parser.parse_args()
     if args.scenario == "little":
         overrides = {k: v for k, v in dict(epochs=args.epochs, augment=args.augment, image_size=args.image_size,
                                             batch_size=args.batch_size, self_training_rounds=args.rounds,
                                             patience=args.patience, min_confidence=args.min_confidence,
-                                            width=args.width, seed=args.seed).items()
+                                            width=args.width, seed=args.seed, teachers=args.teachers).items()
                      if v is not None}
         little(args.per_language or 20, args.archive_per_language, args.keep_corpus, overrides)
         return

@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=ROUNDS,
                         help="without --model: self-training rounds on the recordings (as langsort run; 0: none)")
     parser.add_argument("--as-run", action="store_true", help="without --model: train as `langsort run` does from "
-                        "scratch (its image size and epochs), not at `langsort train`'s defaults")
+                        "scratch (its image size, epochs and teachers), not at `langsort train`'s defaults")
     parser.add_argument("--keep-recordings", action="store_true", help="reuse the recordings of an earlier run")
     args = parser.parse_args()
     base = out_dir("timeline")

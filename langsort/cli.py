@@ -43,9 +43,10 @@ WEIGHTS = typer.Option(train_defaults.INITIAL_WEIGHTS, metavar="[auto|imagenet|n
                             "imagenet (downloads), none (from scratch) or a local weights file.")
 ROUNDS = typer.Option(selftrain_defaults.ROUNDS, min=0, help="Self-training rounds on the unlabelled archive "
                       "(pseudo-label its confidently labelled stretches, train again); 0: the labelled recordings alone.")
-TEACHERS = typer.Option(selftrain_defaults.TEACHERS, min=1, help="Models trained from successive seeds whose "
-                        "average labels the archive in the first self-training round (one model's mistakes are its "
-                        "seed's draw).")
+TEACHERS_HELP = ("Models trained from successive seeds whose average labels the archive in the first self-training "
+                 "round (one model's mistakes are its seed's draw).")
+TEACHERS = typer.Option(selftrain_defaults.TEACHERS, min=1, help=TEACHERS_HELP)
+RUN_TEACHERS = typer.Option(selftrain_defaults.RUN_TEACHERS, min=1, help=TEACHERS_HELP)
 MIN_CONFIDENCE = typer.Option(selftrain_defaults.MIN_CONFIDENCE, min=0.0, max=1.0,
                               help="Confidence a stretch of the archive needs to be pseudo-labelled.")
 THRESHOLD = typer.Option(DEFAULT_THRESHOLD, min=0.0, max=1.0, help="Below this confidence a file is unknown.")
@@ -464,7 +465,7 @@ def run(
     width: float = WIDTH,
     threshold: float = THRESHOLD,
     rounds: int = ROUNDS,
-    teachers: int = TEACHERS,
+    teachers: int = RUN_TEACHERS,
     min_confidence: float = MIN_CONFIDENCE,
     address: Optional[str] = ADDRESS,
     quiet: bool = QUIET,
