@@ -31,7 +31,7 @@ from common import Stopwatch, out_dir, split_texts
 from langsort import synth
 from langsort.prepare import PrepareConfig, prepare
 from langsort.runtime import init_ray
-from langsort.selftrain import ROUNDS, WORK_DIR, SelfTraining, archive_path, fit_with_unlabelled
+from langsort.selftrain import ROUNDS, TEACHERS, WORK_DIR, SelfTraining, archive_path, fit_with_unlabelled
 from langsort.train.loop import TrainOptions, evaluate_prepared, fit
 
 SEEN_VOICES = ["m1", "m2", "m3", "m4", "f1", "f2", "f3"]
@@ -60,7 +60,7 @@ def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, round
                   as_run: bool = False) -> list[str]:
     """A model trained at defaults (but `seed`) on the seen-voices corpus and exported, for
     benches that need one (timeline, short files); kept under `base`. At `langsort train`'s
-    defaults, or with `as_run` at `langsort run`'s from scratch (its image size and epochs).
+    defaults, or with `as_run` at `langsort run`'s from scratch (its image size, epochs and teachers).
     With `unlabelled`, then `rounds` of self-training on it, as `langsort train --unlabelled`
     (or `run`) does: the exported model of every round, the labelled-only teacher first."""
     from langsort.export import export
@@ -73,15 +73,16 @@ def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, round
     shutil.rmtree(model_dir, ignore_errors=True)
     if as_run:
         settings = resolved(RunSettings(weights="none", seed=seed))
-        (config, options), plan = stage_settings(settings), SelfTraining(unlabelled, rounds, teachers=settings.teachers)
+        (config, options), teachers = stage_settings(settings), settings.teachers
     else:
         config, options = PrepareConfig(augment=2, seed=seed), TrainOptions(weights="none", seed=seed)
-        plan = SelfTraining(unlabelled, rounds)
+        teachers = TEACHERS
     prepare(corpus, prepared, config, progress=False)
     if not (unlabelled and rounds):
         fit(prepared, model_dir, options, progress=True)
         return [export(model_dir).path]
-    done = fit_with_unlabelled(prepared, model_dir, options, plan, progress=True)
+    done = fit_with_unlabelled(prepared, model_dir, options, SelfTraining(unlabelled, rounds, teachers=teachers),
+                               progress=True)
     earlier = [os.path.join(model_dir, WORK_DIR, f"round-{r['round'] - 1}", "model", MODEL_FILE)
                for r in done["self_training"]]
     return earlier + [export(model_dir).path]
@@ -203,7 +204,8 @@ def main() -> None:
     parser.add_argument("--min-confidence", type=float, default=None, help="little: pseudo-label bar (default: run's)")
     parser.add_argument("--rounds", type=int, default=None, help="little: self-training rounds (default: run's)")
     parser.add_argument("--seed", type=int, default=None, help="little: split and training seed (default: run's)")
-    parser.add_argument("--teachers", type=int, default=None, help="little: first-round teachers averaged (default: run's)")
+    parser.add_argument("--teachers", type=int, default=None,
+                        help="little: first-round teachers averaged (default: run's)")
     parser.add_argument("--keep-corpus", action="store_true", help="reuse the corpus of an earlier run")
     args = parser.parse_args()
     if args.scenario == "little":

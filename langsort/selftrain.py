@@ -35,7 +35,7 @@ from langsort.model import MODEL_FILE
 PSEUDO_PREFIX = "_pseudo"  # pseudo-labelled paths: _pseudo/<language>/<path in the archive>
 ROUNDS = 1
 TEACHERS = 3
-# `langsort run` trains small from scratch: there one teacher labelled the archive better in half the
+# `langsort run` trains small from scratch: there one teacher labelled the archive as well or better in half the
 # time (bench/accuracy.py --scenario little --teachers N); the average helped train's 224 px (bench/timeline.py)
 RUN_TEACHERS = 1
 MIN_CONFIDENCE = 0.9
