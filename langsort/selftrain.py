@@ -2,8 +2,8 @@
 
 A team has minutes of labelled speech per language but hours of unlabelled archive. Each
 round, the current model (the teacher) labels the archive; the files it labels confidently
-as one language, and the confident turns of those it calls mixed (bilingual recordings),
-become pseudo-labelled recordings; a new model (the student) trains on the
+as one language, and the confident turns of the others (bilingual recordings among them),
+balanced by language, become pseudo-labelled recordings; a new model (the student) trains on the
 labelled corpus plus those, with perturbed copies and SpecAugment on both sides, and becomes
 the next round's teacher. Pseudo-labelled recordings join the training side only
 (`fit(train_only=...)`): validation, early stopping and the test figures stay on the
@@ -39,6 +39,7 @@ TEACHERS = 3
 # time (bench/accuracy.py --scenario little --teachers N); the average helped train's 224 px (bench/timeline.py)
 RUN_TEACHERS = 1
 MIN_CONFIDENCE = 0.9
+BALANCE_FLOOR = 0.7  # the least confidence of a segment that tops up a language the teacher is less often sure of
 WORK_DIR = "self-training"
 AVERAGED_TEACHERS = "teachers.onnx"  # in round-0/
 
@@ -51,13 +52,18 @@ class SelfTraining:
     teachers: int = TEACHERS  # models averaged to label the archive in the first round
 
 
-def pseudo_labelled(files, segments, labels: list[str], min_confidence: float, min_seconds: float):
+def pseudo_labelled(files, segments, labels: list[str], min_confidence: float, min_seconds: float,
+                    floor: float = BALANCE_FLOOR):
     """What the teacher's manifests teach, as stretches (a DataFrame of path, language,
     start_s, end_s, whole), by its own call on each file. A file it calls one language at
-    `min_confidence` or more counts whole: its less certain stretches are where the student
-    learns most. A file it calls mixed gives each of its segments in a model language at
-    `min_confidence` or more and at least `min_seconds` (a clip) long, so that code-switched
-    recordings teach both their languages. A file it is unsure of gives nothing."""
+    `min_confidence` or more, and not mixed, counts whole: its less certain stretches are
+    where the student learns most. Every other file gives its segments at least `min_seconds`
+    (a clip) long that it labels at `min_confidence`, so that code-switched recordings teach
+    both their languages. Then, as Noisy Student balances its classes, each language with
+    fewer seconds is topped up with its most confident remaining segments, down to `floor`,
+    until it has as many as the most taught one: a teacher that is rarely sure of one language
+    in some voice would otherwise teach the student that this voice speaks the other one
+    (bench/timeline.py)."""
     import pandas as pd
 
     from langsort import manifest
@@ -65,11 +71,20 @@ def pseudo_labelled(files, segments, labels: list[str], min_confidence: float, m
     mixed = files.mixed.fillna(False).astype(bool)
     sure = files.status.eq(manifest.STATUS_OK) & files.language.isin(labels) & files.confidence.ge(min_confidence)
     whole_files = files.loc[sure & ~mixed].assign(start_s=0.0, end_s=files.duration_s, whole=True)
-    turns = segments[segments.path.isin(files.path[mixed]) & segments.language.isin(labels)
-                     & segments.confidence.ge(min_confidence) & (segments.end_s - segments.start_s).ge(min_seconds)]
+    probabilities = segments[[manifest.prob_column(label) for label in labels]].to_numpy()
+    stretches = segments.assign(language=[labels[i] for i in probabilities.argmax(axis=1)],
+                                confidence=probabilities.max(axis=1), whole=False)
+    stretches = stretches[~stretches.path.isin(whole_files.path) & (stretches.end_s - stretches.start_s).ge(min_seconds)]
+    confident = stretches.confidence.ge(min_confidence)
     columns = ["path", "language", "start_s", "end_s", "whole"]
-    return pd.concat([whole_files[columns], turns.assign(whole=False)[columns]]).sort_values(
-        ["path", "start_s"], ignore_index=True)
+    chosen = pd.concat([whole_files[columns], stretches.loc[confident, columns]])
+    seconds = (chosen.end_s - chosen.start_s).groupby(chosen.language).sum().reindex(labels, fill_value=0.0)
+    top_ups = []
+    for language in labels:
+        spare = stretches[~confident & stretches.language.eq(language) & stretches.confidence.ge(floor)]
+        spare = spare.sort_values("confidence", ascending=False, kind="stable")
+        top_ups.append(spare.loc[(spare.end_s - spare.start_s).cumsum().le(seconds.max() - seconds[language]), columns])
+    return pd.concat([chosen, *top_ups]).sort_values(["path", "start_s"], ignore_index=True)
 
 
 def pseudo_path(language: str, path: str) -> str:

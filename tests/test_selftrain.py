@@ -8,38 +8,44 @@ from langsort.model import read_model_info
 from langsort.selftrain import AVERAGED_TEACHERS, PSEUDO_PREFIX, pseudo_labelled, pseudo_recordings
 
 
-def test_sure_files_teach_whole_and_mixed_files_their_confident_turns():
+def test_sure_files_teach_whole_other_files_their_confident_turns_and_the_rarer_language_is_topped_up():
     file = lambda path, status, language, confidence, mixed: dict(  # noqa: E731
         path=path, status=status, language=language, confidence=confidence, mixed=mixed, duration_s=60.0)
     files = pd.DataFrame([
         file("a.wav", "ok", "maya", 0.95, False),  # sure as a whole: all of it
         file("b.wav", "ok", "spanish", 0.63, True),  # bilingual: its confident turns
-        file("c.wav", "unknown", None, 0.70, False),  # unsure: nothing
+        file("c.wav", "unknown", None, 0.70, False),  # unsure as a whole: its confident turns, and a top-up
         file("d.wav", "ok", "english", 0.99, False),  # not a model language
         file("e.wav", "error", None, None, None),
     ])
-    segment = lambda path, start, end, language, confidence: dict(  # noqa: E731
-        path=path, start_s=start, end_s=end, language=language, confidence=confidence)
+    segment = lambda path, start, end, p_maya: dict(  # noqa: E731
+        path=path, start_s=start, end_s=end, p_maya=p_maya, p_spanish=1 - p_maya)
     segments = pd.DataFrame([
-        segment("a.wav", 0.5, 20.0, "maya", 0.95),
-        segment("a.wav", 21.0, 40.0, None, 0.55),  # below the label threshold: no language
-        segment("b.wav", 0.0, 12.0, "spanish", 0.97),
-        segment("b.wav", 12.5, 30.0, "maya", 0.91),
-        segment("b.wav", 30.5, 40.0, "spanish", 0.70),  # not confident
-        segment("b.wav", 41.0, 43.0, "maya", 0.99),  # shorter than a clip
-        segment("b.wav", 44.0, 60.0, "spanish", 0.92),
-        segment("c.wav", 5.0, 15.0, "maya", 0.96),
-        segment("d.wav", 1.0, 9.0, "english", 0.99),
+        segment("a.wav", 0.5, 20.0, 0.95),
+        segment("a.wav", 21.0, 40.0, 0.45),  # inside a file taken whole
+        segment("b.wav", 0.0, 12.0, 0.03),
+        segment("b.wav", 12.5, 30.0, 0.91),
+        segment("b.wav", 30.5, 40.0, 0.25),  # not confident: spare spanish
+        segment("b.wav", 41.0, 43.0, 0.01),  # shorter than a clip
+        segment("b.wav", 44.0, 60.0, 0.08),
+        segment("c.wav", 0.0, 5.0, 0.20),  # spare spanish, the most confident
+        segment("c.wav", 5.0, 15.0, 0.04),
+        segment("c.wav", 15.5, 22.0, 0.35),  # spare spanish below the floor
+        segment("c.wav", 22.5, 59.0, 0.28),  # spare spanish past the balance
     ])
-    chosen = pseudo_labelled(files, segments, ["maya", "spanish"], 0.9, 3.0)
+    # confident: maya 60 + 17.5 s, spanish 12 + 16 + 10 s; spanish is topped up by 39.5 s at most
+    chosen = pseudo_labelled(files, segments, ["maya", "spanish"], 0.9, 3.0, floor=0.7)
     assert list(chosen.itertuples(index=False, name=None)) == [
         ("a.wav", "maya", 0.0, 60.0, True), ("b.wav", "spanish", 0.0, 12.0, False),
-        ("b.wav", "maya", 12.5, 30.0, False), ("b.wav", "spanish", 44.0, 60.0, False)]
+        ("b.wav", "maya", 12.5, 30.0, False), ("b.wav", "spanish", 30.5, 40.0, False),
+        ("b.wav", "spanish", 44.0, 60.0, False), ("c.wav", "spanish", 0.0, 5.0, False),
+        ("c.wav", "spanish", 5.0, 15.0, False)]
     recordings = pseudo_recordings(chosen, "/archive")
     assert [(r.file.source, r.file.path, r.file.label, r.windows) for r in recordings] == [
         ("/archive/a.wav", f"{PSEUDO_PREFIX}/maya/a.wav", "maya", None),
         ("/archive/b.wav", f"{PSEUDO_PREFIX}/maya/b.wav", "maya", ((12.5, 30.0),)),
-        ("/archive/b.wav", f"{PSEUDO_PREFIX}/spanish/b.wav", "spanish", ((0.0, 12.0), (44.0, 60.0)))]
+        ("/archive/b.wav", f"{PSEUDO_PREFIX}/spanish/b.wav", "spanish", ((0.0, 12.0), (30.5, 40.0), (44.0, 60.0))),
+        ("/archive/c.wav", f"{PSEUDO_PREFIX}/spanish/c.wav", "spanish", ((0.0, 5.0), (5.0, 15.0)))]
 
 
 def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, prepared_small, speech_cache, tmp_path):
