@@ -32,7 +32,7 @@ from langsort import synth
 from langsort.prepare import PrepareConfig, prepare
 from langsort.runtime import init_ray
 from langsort.selftrain import ROUNDS, TEACHERS, WORK_DIR, SelfTraining, archive_path, fit_with_unlabelled
-from langsort.train.loop import TrainOptions, evaluate_prepared, fit
+from langsort.train.loop import TrainOptions, evaluate_prepared, fit, read_model_meta
 
 SEEN_VOICES = ["m1", "m2", "m3", "m4", "f1", "f2", "f3"]
 UNSEEN_VOICES = ["m5", "m7", "f4", "f5"]
@@ -62,7 +62,8 @@ def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, round
     benches that need one (timeline, short files); kept under `base`. At `langsort train`'s
     defaults, or with `as_run` at `langsort run`'s from scratch (its image size, epochs and teachers).
     With `unlabelled`, then `rounds` of self-training on it, as `langsort train --unlabelled`
-    (or `run`) does: the exported model of every round, the labelled-only teacher first."""
+    (or `run`) does: the exported model of every round, the labelled-only teacher first, then
+    the final model when it averages the last students."""
     from langsort.export import export
     from langsort.model import MODEL_FILE
     from langsort.pipeline import RunSettings, resolved, stage_settings
@@ -83,9 +84,11 @@ def trained_model(base: str, seed: int = 0, unlabelled: str | None = None, round
         return [export(model_dir).path]
     done = fit_with_unlabelled(prepared, model_dir, options, SelfTraining(unlabelled, rounds, teachers=teachers),
                                progress=True)
-    earlier = [os.path.join(model_dir, WORK_DIR, f"round-{r['round'] - 1}", "model", MODEL_FILE)
-               for r in done["self_training"]]
-    return earlier + [export(model_dir).path]
+    folders = [os.path.join(model_dir, WORK_DIR, f"round-{r}", "model") for r in range(len(done["self_training"]) + 1)]
+    final = export(model_dir)
+    each = [path if os.path.isfile(path := os.path.join(folder, MODEL_FILE)) else export(folder).path
+            for folder in folders]
+    return each + ([final.path] if read_model_meta(model_dir).members > 1 else [])
 
 
 def degraded(samples: np.ndarray, condition: str, other: np.ndarray, rng: np.random.Generator) -> np.ndarray:

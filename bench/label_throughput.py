@@ -5,7 +5,7 @@ langsort's at --image-size, 224 (`langsort train`'s default) unless told, or 96,
 `langsort run` trains from scratch (its spectrogram grids then have 96 columns too).
 
     python bench/label_throughput.py [--files 480] [--seed-clips N] [--mix archive|wav16k|short] [--image-size 224]
-                                     [--memory]
+                                     [--members 1] [--memory]
 
 archive and wav16k: an 8-hour archive of 60 s files, label() timed inside this process with
 Ray already started, against the seed's steady speed. short: 320 files of 10 s in the
@@ -42,21 +42,23 @@ from langsort.runtime import init_ray
 from langsort.segment import SegmentParams
 
 
-def untrained_model(model_dir: str, image_size: int = 224) -> str:
+def untrained_model(model_dir: str, image_size: int = 224, members: int = 1) -> str:
     """A langsort model folder with random MobileNetV2 weights, exported to ONNX; its grids
-    have `image_size` time columns, as `langsort train` and `run` make them."""
+    have `image_size` time columns, as `langsort train` and `run` make them; with `members`,
+    the mean of that many, as self-training's final model."""
     import langsort.train  # noqa: F401
-    from langsort.train.backbones import build_model
+    from langsort.train.backbones import averaged, build_model
     from langsort.train.loop import MODEL_JSON, SAMPLE, WEIGHTS
 
     spec = SpectrogramParams(frames=image_size)
     os.makedirs(model_dir, exist_ok=True)
-    model = build_model("mobilenet_v2", 2, spec.grid_shape, image_size)
+    models = [build_model("mobilenet_v2", 2, spec.grid_shape, image_size) for _ in range(members)]
+    model = averaged(models) if members > 1 else models[0]
     model.save_weights(os.path.join(model_dir, WEIGHTS))
     grids = np.random.default_rng(0).uniform(0, 255, (8, *spec.grid_shape)).astype(np.float32)
     np.savez_compressed(os.path.join(model_dir, SAMPLE), grids=grids)
     meta = ModelMeta(labels=["maya", "spanish"], spectrogram=spec, segment=SegmentParams(), backbone="mobilenet_v2",
-                     image_size=image_size, details=dict(langsort_version="bench", initial_weights="none",
+                     image_size=image_size, members=members, details=dict(langsort_version="bench", initial_weights="none",
                                                          trained_at="untrained"))
     with open(os.path.join(model_dir, MODEL_JSON), "w") as f:
         json.dump(meta.to_dict(), f)
@@ -156,6 +158,8 @@ def main() -> None:
     parser.add_argument("--mix", choices=sorted(MIXES) + ["short"], default="archive")
     parser.add_argument("--memory", action="store_true", help="also peak memory for 100 vs 1000 short files")
     parser.add_argument("--repeat", type=int, default=3, help="short: runs of each, the fastest compared")
+    parser.add_argument("--members", type=int, default=1, help="models averaged: 2 is what `langsort train "
+                        "--unlabelled` makes (its last two students)")
     parser.add_argument("--image-size", type=int, default=224,
                         help="langsort's model side and grid columns; 96: what `langsort run` trains from scratch")
     args = parser.parse_args()
@@ -165,7 +169,7 @@ def main() -> None:
     seed_clips = args.seed_clips or (40 if short else 120)
     base = out_dir("label_throughput" + ("_short" if short else ""))
     shutil.rmtree(base, ignore_errors=True)
-    model = untrained_model(os.path.join(base, "model"), args.image_size)
+    model = untrained_model(os.path.join(base, "model"), args.image_size, args.members)
     if short:
         short_files(base, model, files, seconds, seed_clips, args.repeat)
         return
@@ -180,7 +184,8 @@ def main() -> None:
     seed_audio, seed_seconds = seed_method(archive, clips, seed_clips)
     seed_speed = seed_audio / seed_seconds
     print(f"label_throughput[{args.mix}]: langsort {langsort_speed:.0f}x real time ({audio_s / 3600:.2f} h, {summary.files} files, "
-          f"{len(clips)} clips, {run.seconds:.1f} s on {os.cpu_count()} cores, MobileNetV2 {args.image_size}, ONNX Runtime fp32)")
+          f"{len(clips)} clips, {run.seconds:.1f} s on {os.cpu_count()} cores, MobileNetV2 {args.image_size}"
+          f"{f' x {args.members} averaged' if args.members > 1 else ''}, ONNX Runtime fp32)")
     print(f"label_throughput[{args.mix}]: seed notebook {seed_speed:.1f}x real time ({seed_clips} of the same clips); "
           f"langsort / seed = {langsort_speed / seed_speed:.1f}x")
 

@@ -15,7 +15,8 @@ Speech time is also broken down by voice and language, which says where the erro
 Without --model it trains one as bench/accuracy.py does (seen voices only), then self-trains
 as `langsort train --unlabelled` (and `langsort run`) do, with these recordings as the
 unlabelled archive (their speech, never their truth), and scores the labelled-only model (the
-first of the averaged first-round teachers), the teachers' average, and each round's student.
+first of the averaged first-round teachers), the teachers' average, each round's student, and the
+final model (the last students averaged) that MODEL_DIR holds.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from langsort import synth
 from langsort.label import label
 from langsort.model import read_model_info
 from langsort.runtime import init_ray
-from langsort.selftrain import AVERAGED_TEACHERS, ROUNDS, WORK_DIR, archive_path
+from langsort.selftrain import AVERAGED_STUDENTS, AVERAGED_TEACHERS, ROUNDS, RUN_ROUNDS, WORK_DIR, archive_path
 
 GRID_S = 0.01
 TOLERANCE_S = 1.5
@@ -164,8 +165,8 @@ def main() -> None:
     parser.add_argument("--mixed", type=int, default=16)
     parser.add_argument("--mono", type=int, default=12)
     parser.add_argument("--seed", type=int, default=0, help="without --model: the training seed")
-    parser.add_argument("--rounds", type=int, default=ROUNDS,
-                        help="without --model: self-training rounds on the recordings (as langsort run; 0: none)")
+    parser.add_argument("--rounds", type=int, help=f"without --model: self-training rounds on the recordings "
+                        f"(default {ROUNDS} as langsort train, {RUN_ROUNDS} --as-run; 0: none)")
     parser.add_argument("--as-run", action="store_true", help="without --model: train as `langsort run` does from "
                         "scratch (its image size, epochs and teachers), not at `langsort train`'s defaults")
     parser.add_argument("--keep-recordings", action="store_true", help="reuse the recordings of an earlier run")
@@ -184,11 +185,14 @@ def main() -> None:
     if args.model:
         models = [("", args.model, None)]
     else:  # (name, model, the pseudo-labelled clips it learnt from)
-        exported = trained_model(base, args.seed, unlabelled=recordings, rounds=args.rounds, as_run=args.as_run)
+        rounds = args.rounds if args.rounds is not None else RUN_ROUNDS if args.as_run else ROUNDS
+        exported = trained_model(base, args.seed, unlabelled=recordings, rounds=rounds, as_run=args.as_run)
         work = os.path.join(base, "model", WORK_DIR)
         models = [(f"[{'seen voices only' if r == 0 else f'self-training round {r}'}]", path,
                    os.path.join(work, f"round-{r}", "pseudo", "clips.parquet") if r else None)
-                  for r, path in enumerate(exported)]
+                  for r, path in enumerate(exported[: rounds + 1])]
+        if len(exported) > rounds + 1:  # the final model, the last students averaged
+            models.append((f"[final: the last {AVERAGED_STUDENTS} students averaged]", exported[-1], None))
         averaged = os.path.join(work, "round-0", AVERAGED_TEACHERS)
         if os.path.isfile(averaged):  # what labelled the recordings for the first round's pseudo-labels
             models.insert(1, ("[first-round teachers averaged]", averaged, None))

@@ -41,8 +41,11 @@ WIDTH = typer.Option(1.0, min=MIN_WIDTH, max=MAX_WIDTH, help="MobileNetV2's widt
 WEIGHTS = typer.Option(train_defaults.INITIAL_WEIGHTS, metavar="[auto|imagenet|none|FILE]",
                        help="Initial weights: auto (ImageNet when it can be had, else from scratch, saying which), "
                             "imagenet (downloads), none (from scratch) or a local weights file.")
-ROUNDS = typer.Option(selftrain_defaults.ROUNDS, min=0, help="Self-training rounds on the unlabelled archive "
-                      "(pseudo-label its confidently labelled stretches, train again); 0: the labelled recordings alone.")
+ROUNDS_HELP = ("Self-training rounds on the unlabelled archive (pseudo-label its confidently labelled stretches, "
+               f"train again); the last {selftrain_defaults.AVERAGED_STUDENTS} rounds' students are averaged into "
+               "the model; 0: the labelled recordings alone.")
+ROUNDS = typer.Option(selftrain_defaults.ROUNDS, min=0, help=ROUNDS_HELP)
+RUN_ROUNDS = typer.Option(selftrain_defaults.RUN_ROUNDS, min=0, help=ROUNDS_HELP)
 TEACHERS_HELP = ("Models trained from successive seeds whose average labels the archive in the first self-training "
                  "round (one model's mistakes are its seed's draw).")
 TEACHERS = typer.Option(selftrain_defaults.TEACHERS, min=1, help=TEACHERS_HELP)
@@ -464,7 +467,7 @@ def run(
                                              f"{train_defaults.SCRATCH_IMAGE_SIZE} from scratch."),
     width: float = WIDTH,
     threshold: float = THRESHOLD,
-    rounds: int = ROUNDS,
+    rounds: int = RUN_ROUNDS,
     teachers: int = RUN_TEACHERS,
     min_confidence: float = MIN_CONFIDENCE,
     address: Optional[str] = ADDRESS,

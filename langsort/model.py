@@ -26,7 +26,8 @@ CARD_KEY = "model_card"
 MAX_LABELS = 1000
 MAX_GRID_CELLS = 512 * 2048  # a grid this big is not a langsort spectrogram; refuse before allocating it
 MIN_WIDTH, MAX_WIDTH = 0.1, 2.0  # MobileNetV2's width multiplier (alpha) that langsort accepts
-_CORE = ("labels", "spectrogram", "segment", "backbone", "image_size", "width", "grid_shape", "metrics",
+MAX_MEMBERS = 8
+_CORE = ("labels", "spectrogram", "segment", "backbone", "image_size", "width", "members", "grid_shape", "metrics",
          "column_centres")
 
 
@@ -45,6 +46,7 @@ class ModelMeta:
     backbone: str
     image_size: int
     width: float = 1.0  # MobileNetV2's width multiplier (alpha); 1.0 for the ResNets
+    members: int = 1  # models of this architecture whose outputs are averaged (self-training's last students)
     # where each column output looks (0..1): measured by exports before training on spliced
     # clips (langsort.train.data.splice), whose columns answer for equal shares of the clip
     column_centres: tuple[float, ...] | None = None
@@ -58,7 +60,7 @@ class ModelMeta:
     def to_dict(self) -> dict:
         return {**self.details, "labels": list(self.labels), "spectrogram": self.spectrogram.to_dict(),
                 "segment": dataclasses.asdict(self.segment), "backbone": self.backbone, "image_size": self.image_size,
-                "width": self.width, "grid_shape": list(self.grid_shape), "metrics": dict(self.metrics),
+                "width": self.width, "members": self.members, "grid_shape": list(self.grid_shape), "metrics": dict(self.metrics),
                 **({"column_centres": list(self.column_centres)} if self.column_centres else {})}
 
     @classmethod
@@ -87,6 +89,9 @@ class ModelMeta:
         width = data.get("width", 1.0)
         if not isinstance(width, (int, float)) or not MIN_WIDTH <= width <= MAX_WIDTH:
             raise ModelFileError(f"width must be a multiplier between {MIN_WIDTH} and {MAX_WIDTH:g}, got {width!r}")
+        members = data.get("members", 1)
+        if not isinstance(members, int) or not 1 <= members <= MAX_MEMBERS:
+            raise ModelFileError(f"members must be a whole number from 1 to {MAX_MEMBERS}, got {members!r}")
         centres = data.get("column_centres")
         if centres is not None and (not isinstance(centres, list) or not centres
                                     or not all(isinstance(c, (int, float)) and 0 <= c <= 1 for c in centres)
@@ -94,7 +99,7 @@ class ModelMeta:
             raise ModelFileError("column_centres must be increasing shares of a clip between 0 and 1")
         metrics = data.get("metrics") or {}
         return cls(labels=list(labels), spectrogram=spectrogram, segment=segment, backbone=data["backbone"],
-                   image_size=image_size, width=float(width), metrics=metrics if isinstance(metrics, dict) else {},
+                   image_size=image_size, width=float(width), members=members, metrics=metrics if isinstance(metrics, dict) else {},
                    column_centres=tuple(float(c) for c in centres) if centres is not None else None,
                    details={k: v for k, v in data.items() if k not in _CORE})
 
@@ -184,7 +189,8 @@ def model_card(meta: ModelMeta) -> str:
     return "\n".join([
         f"# langsort model: {', '.join(meta.labels)}",
         "",
-        f"- backbone: {meta.backbone} ({details.get('initial_weights', '?')} initial weights), image {meta.image_size}px",
+        f"- backbone: {meta.backbone} ({details.get('initial_weights', '?')} initial weights), image {meta.image_size}px"
+        + (f", the mean of {meta.members} such models" if meta.members > 1 else ""),
         f"- labels: {', '.join(meta.labels)}",
         f"- trained: {details.get('trained_at', '?')} with langsort {details.get('langsort_version', '?')}, "
         f"{details.get('training_seconds', 0) / 60:.1f} min on {details.get('workers', '?')} Ray Train worker(s)",

@@ -37,7 +37,7 @@ class RunSettings:
     threshold: float = DEFAULT_THRESHOLD
     sort_mode: str = "copy"
     seed: int = 0
-    self_training_rounds: int = selftrain.ROUNDS  # on UNSORTED; 0: the labelled recordings alone
+    self_training_rounds: int = selftrain.RUN_ROUNDS  # on UNSORTED; 0: the labelled recordings alone
     teachers: int = selftrain.RUN_TEACHERS  # averaged to label UNSORTED in the first round
     min_confidence: float = selftrain.MIN_CONFIDENCE  # what a stretch of UNSORTED needs to be pseudo-labelled
 

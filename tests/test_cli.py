@@ -202,6 +202,7 @@ BAD_METADATA = {
                     "too large"),
     "three labels for two outputs": (lambda m: {**m, "labels": ["a", "b", "c"]}, "output shape"),
     "a width of zero": (lambda m: {**m, "width": 0}, "width must be"),
+    "half a member": (lambda m: {**m, "members": 1.5}, "members must be"),
     "column centres out of order": (lambda m: {**m, "column_centres": [0.6, 0.4]}, "column_centres must be"),
 }
 

@@ -49,12 +49,17 @@ def test_sure_files_teach_whole_other_files_their_confident_turns_and_the_rarer_
 
 
 def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, prepared_small, speech_cache, tmp_path):
-    """A real round: two teachers from successive seeds, averaged, label the archive; its
+    """Two real rounds: two teachers from successive seeds, averaged, label the archive; its
     confident stretches join training as `_pseudo/<language>/...` and never validation or
-    test; MODEL_DIR holds the student."""
+    test; the first student labels the archive for the second; MODEL_DIR holds the mean of
+    the two students, whose ONNX export gives the mean of theirs."""
+    import numpy as np
+
     from langsort import synth
+    from langsort.export import export
+    from langsort.predict import OnnxPredictor
     from langsort.selftrain import SelfTraining, fit_with_unlabelled
-    from langsort.train.loop import MODEL_JSON, TrainOptions
+    from langsort.train.loop import MODEL_JSON, SAMPLE, TrainOptions
 
     archive = tmp_path / "archive"
     for i, language in enumerate(["maya", "spanish", "maya", "spanish"]):
@@ -64,9 +69,9 @@ def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, pre
     lines = []
     # confidence 0: a two-epoch model is not confident, and the plumbing is what is tested here
     metrics = fit_with_unlabelled(str(prepared_small), str(tmp_path / "model"), options,
-                                  SelfTraining(str(archive), rounds=1, min_confidence=0.0, teachers=2), progress=False,
+                                  SelfTraining(str(archive), rounds=2, min_confidence=0.0, teachers=2), progress=False,
                                   echo=lines.append)
-    (round_1,) = metrics["self_training"]
+    round_1, round_2 = metrics["self_training"]
     assert round_1["pseudo_labelled"] == 4 and round_1["archive_files"] == 5
     assert "4 of 5 archive files pseudo-labelled" in lines[0] and "by 2 teachers averaged" in lines[0]
     work = tmp_path / "model" / "self-training"
@@ -79,12 +84,25 @@ def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, pre
     pseudo = pd.read_parquet(tmp_path / "model" / "self-training" / "round-1" / "pseudo" / "files.parquet")
     assert pseudo.path.str.startswith(f"{PSEUDO_PREFIX}/").all()
     assert pseudo.path.str.split("/", n=2).str[2].nunique() == 4  # a file per stretch's language, notes.txt not
+    students = [work / f"round-{r}" / "model" for r in (1, 2)]
+    student_1 = read_model_info(str(students[0] / "model.onnx"))
+    assert round_2["teachers"] == 1 and "by the teacher" in lines[1]
+    assert set(pd.read_parquet(work / "round-2" / "labels" / "files.parquet").model_sha256) == {student_1.sha256}
+    for r, student in enumerate(students, 1):
+        assert json.loads((student / MODEL_JSON).read_text())["train_only"] == [str(work / f"round-{r}" / "pseudo")]
+    assert "the students of rounds 1, 2 averaged" in lines[2]
+
     model = tmp_path / "model"
-    assert (model / MODEL_JSON).is_file()
-    assert json.loads((model / MODEL_JSON).read_text())["train_only"] == [str(model / "self-training" / "round-1" / "pseudo")]
+    meta = json.loads((model / MODEL_JSON).read_text())
+    assert meta["members"] == 2 and meta["averages"] == [str(s) for s in students]
     split = json.loads((model / "split.json").read_text())
     assert not [p for p in split if p.startswith(PSEUDO_PREFIX)]  # validation and test: labelled only
-    assert json.loads((model / "metrics.json").read_text())["self_training"] == [round_1]
+    assert json.loads((model / "metrics.json").read_text())["self_training"] == [round_1, round_2]
+    grids = np.load(model / SAMPLE)["grids"].astype(np.float32)
+    outputs = [OnnxPredictor(read_model_info(export(str(folder)).path)).predict_columns(grids)
+               for folder in [*students, model]]
+    for output in (0, 1):  # clip and column probabilities
+        np.testing.assert_allclose(outputs[2][output], (outputs[0][output] + outputs[1][output]) / 2, atol=1e-5)
 
 
 def test_pseudo_labels_outside_the_model_languages_are_refused(tmp_path):

@@ -147,6 +147,8 @@ def with_columns(model):
     import tensorflow as tf
     import tf_keras
 
+    if hasattr(model, "with_columns"):  # an average of models (`averaged`) brings its own
+        return model.with_columns
     # the backbone is a nested model: its last node is the call inside this model
     feature_map = model.backbone.get_output_at(-1)  # [batch, mel rows, time columns, channels]
     head = model.get_layer("probabilities")
@@ -157,3 +159,22 @@ def with_columns(model):
     column_probabilities = tf_keras.layers.Lambda(lambda t: tf.reshape(t, [-1, n_columns, n_labels]),
                                                   name="column_probabilities")(head(columns))
     return tf_keras.Model(model.input, [model.output, column_probabilities], name=model.name)
+
+
+def averaged(models):
+    """One model whose probabilities are the mean of the given models' (the same architecture,
+    trained apart): self-training's final model averages its last students, since which unseen
+    voices one student gets right is its draw (bench/timeline.py). Its `with_columns` is the
+    same average with the column output as well, each member's backbone computed once."""
+    import tf_keras
+    from tf_keras import layers
+
+    # each member gets its column output before it is called here: with_columns reads the backbone's last call
+    members = [tf_keras.Model(m.input, with_columns(m).outputs, name=f"member_{k}") for k, m in enumerate(models)]
+    grid = layers.Input(shape=models[0].input_shape[1:], dtype="float32", name="grid")
+    outputs = [member(grid) for member in members]
+    probabilities = layers.Average(name="probabilities")([clip for clip, _ in outputs])
+    columns = layers.Average(name="column_probabilities")([column for _, column in outputs])
+    model = tf_keras.Model(grid, probabilities, name=f"{models[0].name}_mean_of_{len(models)}")
+    model.with_columns = tf_keras.Model(grid, [probabilities, columns], name=model.name)
+    return model

@@ -374,7 +374,8 @@ def finish_model_dir(model_dir: str, model_meta: ModelMeta, split: dict[str, str
     for name, content in ((METRICS, metrics), (SPLIT, split)):
         with open(os.path.join(model_dir, name), "w") as f:
             json.dump(content, f, indent=2)
-    plot_history(history, os.path.join(model_dir, "history.png"))
+    if history:  # an average of trained models (average_models) has none of its own
+        plot_history(history, os.path.join(model_dir, "history.png"))
     plot_confusion(metrics["test"]["clip"]["confusion"], labels, os.path.join(model_dir, "confusion.png"),
                    "test clips (grouped by recording)")
     why = why_not_learned(metrics["validation"]["clip"], labels) if require_learning else None
@@ -385,6 +386,30 @@ def finish_model_dir(model_dir: str, model_meta: ModelMeta, split: dict[str, str
     with open(os.path.join(model_dir, MODEL_JSON), "w") as f:
         json.dump(model_meta.to_dict(), f, indent=2)
     return metrics
+
+
+def average_models(model_dirs: list[str], model_dir: str, prepared_dir: str) -> dict:
+    """MODEL_DIR as the mean of models trained apart on one prepared corpus, with one
+    architecture and split (`backbones.averaged`), evaluated on that split's validation and
+    test recordings as a trained model is."""
+    from langsort.train.backbones import averaged
+
+    metas = [read_model_meta(d) for d in model_dirs]
+    last = metas[-1]
+    architecture = lambda m: (m.labels, m.backbone, m.image_size, m.width, m.members, m.grid_shape)  # noqa: E731
+    splits = []
+    for folder in model_dirs:
+        with open(os.path.join(folder, SPLIT)) as f:
+            splits.append(json.load(f))
+    if any(architecture(m) != architecture(last) for m in metas) or any(s != splits[-1] for s in splits):
+        raise LangsortError(f"{', '.join(model_dirs)}: labels, architecture or split differ; cannot average them")
+    model = averaged([load_model(folder, meta) for folder, meta in zip(model_dirs, metas)])
+    os.makedirs(model_dir, exist_ok=True)
+    model.save_weights(os.path.join(model_dir, WEIGHTS))
+    meta = dataclasses.replace(last, members=len(model_dirs), metrics={},
+                               details={**last.details, "averages": [os.path.abspath(d) for d in model_dirs]})
+    return finish_model_dir(model_dir, meta, splits[-1], os.path.join(prepared_dir, manifest.CLIPS_NAME), [],
+                            require_learning=False)
 
 
 def summary_line(metrics: dict) -> dict:
@@ -403,10 +428,12 @@ def read_model_meta(model_dir: str) -> ModelMeta:
 
 def load_model(model_dir: str, model_meta: ModelMeta | None = None):
     """The trained tf-keras model, rebuilt from model.json and the saved weights."""
-    from langsort.train.backbones import build_model
+    from langsort.train.backbones import averaged, build_model
 
     meta = model_meta or read_model_meta(model_dir)
-    model = build_model(meta.backbone, len(meta.labels), meta.grid_shape, meta.image_size, "none", meta.width)
+    models = [build_model(meta.backbone, len(meta.labels), meta.grid_shape, meta.image_size, "none", meta.width)
+              for _ in range(meta.members)]
+    model = averaged(models) if meta.members > 1 else models[0]
     model.load_weights(os.path.join(model_dir, WEIGHTS))
     return model
 
