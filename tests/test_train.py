@@ -152,6 +152,39 @@ def test_a_width_below_one_thins_mobilenet_and_the_resnets_refuse_it():
         build_model("resnet50", 2, (64, 48), image_size=48, width=0.5)
 
 
+def test_an_average_of_models_gives_the_mean_of_their_outputs_and_reloads_from_its_weights(tmp_path):
+    import dataclasses
+
+    from langsort.features import SpectrogramParams
+    from langsort.model import ModelMeta
+    from langsort.segment import SegmentParams
+    from langsort.train.backbones import averaged, with_columns
+    from langsort.train.loop import WEIGHTS, load_model
+
+    spec = SpectrogramParams(n_mels=64, frames=48)
+    models = [build_model("mobilenet_v2", 2, spec.grid_shape, image_size=48, width=0.35) for _ in range(2)]
+    for seed, model in enumerate(models):  # apart from their random starts, heads that disagree
+        head = model.get_layer("probabilities")
+        head.set_weights([np.random.default_rng(seed).normal(0, 1, w.shape) for w in head.get_weights()])
+    mean = averaged(models)
+    grids = np.random.default_rng(2).uniform(0, 255, (3, *spec.grid_shape)).astype(np.float32)
+    each = [with_columns(model).predict(grids, verbose=0) for model in models]
+    got = with_columns(mean).predict(grids, verbose=0)
+    assert not np.allclose(each[0][0], each[1][0])
+    for output in (0, 1):  # clip and column probabilities
+        np.testing.assert_allclose(got[output], (each[0][output] + each[1][output]) / 2, atol=1e-6)
+    np.testing.assert_allclose(mean.predict(grids, verbose=0), got[0], atol=1e-6)
+
+    mean.save_weights(str(tmp_path / WEIGHTS))
+    meta = ModelMeta(labels=["maya", "spanish"], spectrogram=spec, segment=SegmentParams(), backbone="mobilenet_v2",
+                     image_size=48, width=0.35, members=2)
+    assert ModelMeta.from_dict(meta.to_dict()) == meta
+    reloaded = load_model(str(tmp_path), meta)
+    np.testing.assert_allclose(reloaded.predict(grids, verbose=0), got[0], atol=1e-6)
+    with pytest.raises(ValueError):  # the members are part of the model: one member's worth of weights is not it
+        load_model(str(tmp_path), dataclasses.replace(meta, members=1))
+
+
 def test_weights_from_a_local_file_are_loaded(tmp_path):
     source = make_backbone("mobilenet_v2", 64, "none")
     path = str(tmp_path / "backbone.h5")
