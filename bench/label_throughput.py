@@ -58,8 +58,8 @@ def untrained_model(model_dir: str, image_size: int = 224, members: int = 1) -> 
     grids = np.random.default_rng(0).uniform(0, 255, (8, *spec.grid_shape)).astype(np.float32)
     np.savez_compressed(os.path.join(model_dir, SAMPLE), grids=grids)
     meta = ModelMeta(labels=["maya", "spanish"], spectrogram=spec, segment=SegmentParams(), backbone="mobilenet_v2",
-                     image_size=image_size, members=members, details=dict(langsort_version="bench", initial_weights="none",
-                                                         trained_at="untrained"))
+                     image_size=image_size, members=members,
+                     details=dict(langsort_version="bench", initial_weights="none", trained_at="untrained"))
     with open(os.path.join(model_dir, MODEL_JSON), "w") as f:
         json.dump(meta.to_dict(), f)
     return export(model_dir).path

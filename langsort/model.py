@@ -60,7 +60,8 @@ class ModelMeta:
     def to_dict(self) -> dict:
         return {**self.details, "labels": list(self.labels), "spectrogram": self.spectrogram.to_dict(),
                 "segment": dataclasses.asdict(self.segment), "backbone": self.backbone, "image_size": self.image_size,
-                "width": self.width, "members": self.members, "grid_shape": list(self.grid_shape), "metrics": dict(self.metrics),
+                "width": self.width, "members": self.members, "grid_shape": list(self.grid_shape),
+                "metrics": dict(self.metrics),
                 **({"column_centres": list(self.column_centres)} if self.column_centres else {})}
 
     @classmethod
@@ -99,7 +100,8 @@ class ModelMeta:
             raise ModelFileError("column_centres must be increasing shares of a clip between 0 and 1")
         metrics = data.get("metrics") or {}
         return cls(labels=list(labels), spectrogram=spectrogram, segment=segment, backbone=data["backbone"],
-                   image_size=image_size, width=float(width), members=members, metrics=metrics if isinstance(metrics, dict) else {},
+                   image_size=image_size, width=float(width), members=members,
+                   metrics=metrics if isinstance(metrics, dict) else {},
                    column_centres=tuple(float(c) for c in centres) if centres is not None else None,
                    details={k: v for k, v in data.items() if k not in _CORE})
 
