@@ -191,15 +191,15 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
              f"{rounds[-1]['teacher_validation']:.3f} -> {rounds[-1]['student_validation']:.3f}")
         metrics, final = student, model_at(round_index)
 
-    students = [model_at(r["round"]) for r in rounds][-AVERAGED_STUDENTS:]
-    if len(students) > 1:
+    averaged_rounds = [r["round"] for r in rounds][-AVERAGED_STUDENTS:]
+    if len(averaged_rounds) > 1:
         final = os.path.join(work, "average", "model")
         if not os.path.isfile(os.path.join(final, loop.MODEL_JSON)):
-            loop.average_models(students, final, prepared_dir)
+            loop.average_models([model_at(r) for r in averaged_rounds], final, prepared_dir)
         with open(os.path.join(final, loop.METRICS)) as f:
             metrics = json.load(f)
-        echo(f"self-training: the students of rounds {', '.join(str(r['round']) for r in rounds[-len(students):])} "
-             f"averaged; validation clip accuracy {metrics['validation']['clip']['accuracy']:.3f}")
+        echo(f"self-training: the students of rounds {', '.join(map(str, averaged_rounds))} averaged; "
+             f"validation clip accuracy {metrics['validation']['clip']['accuracy']:.3f}")
 
     metrics["self_training"] = rounds
     with open(os.path.join(final, loop.METRICS), "w") as f:
