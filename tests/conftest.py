@@ -11,6 +11,9 @@ import pytest
 
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Ray Train's controller polls its workers every 2 s, so each training waited seconds for its
+# workers to start and to finish; the suite trains a dozen tiny models
+os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.2")
 
 
 @pytest.fixture(scope="session")
