@@ -99,10 +99,13 @@ def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, pre
     assert not [p for p in split if p.startswith(PSEUDO_PREFIX)]  # validation and test: labelled only
     assert json.loads((model / "metrics.json").read_text())["self_training"] == [round_1, round_2]
     grids = np.load(model / SAMPLE)["grids"].astype(np.float32)
-    outputs = [OnnxPredictor(read_model_info(export(str(folder)).path)).predict_columns(grids)
-               for folder in [*students, model]]
+    exports = [export(str(folder), quantize="int8" if folder == model else None) for folder in [*students, model]]
+    outputs = [OnnxPredictor(read_model_info(result.path)).predict_columns(grids) for result in exports]
     for output in (0, 1):  # clip and column probabilities
         np.testing.assert_allclose(outputs[2][output], (outputs[0][output] + outputs[1][output]) / 2, atol=1e-5)
+    quantized = read_model_info(exports[2].quantized_path)  # the mean quantizes like any one model
+    assert quantized.meta.members == 2 and quantized.labels == ["maya", "spanish"]
+    assert OnnxPredictor(quantized).predict_columns(grids)[0].shape == outputs[2][0].shape
 
 
 def test_pseudo_labels_outside_the_model_languages_are_refused(tmp_path):
