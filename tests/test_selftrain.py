@@ -99,7 +99,7 @@ def test_self_training_adds_the_archive_to_the_training_side_only(ray_local, pre
     assert not [p for p in split if p.startswith(PSEUDO_PREFIX)]  # validation and test: labelled only
     assert json.loads((model / "metrics.json").read_text())["self_training"] == [round_1, round_2]
     grids = np.load(model / SAMPLE)["grids"].astype(np.float32)
-    exports = [export(str(folder), quantize="int8" if folder == model else None) for folder in [*students, model]]
+    exports = [*(export(str(student)) for student in students), export(str(model), quantize="int8")]
     outputs = [OnnxPredictor(read_model_info(result.path)).predict_columns(grids) for result in exports]
     for output in (0, 1):  # clip and column probabilities
         np.testing.assert_allclose(outputs[2][output], (outputs[0][output] + outputs[1][output]) / 2, atol=1e-5)
