@@ -6,7 +6,8 @@ several voice variants, speeds and pitches, and written in the formats, sample r
 channel counts an archive really holds.
 
 Spanish uses espeak-ng's Latin American voice (es-419). espeak-ng has no Yucatec voice:
-K'iche' (quc), another Mayan language, stands in for the Maya class.
+K'iche' (quc), another Mayan language, stands in for the Maya class. Classical Nahuatl (nci)
+is a third language, for checking that nothing assumes two.
 """
 
 from __future__ import annotations
@@ -25,8 +26,12 @@ from langsort.errors import LangsortError
 
 ESPEAK_RATE = 22050
 
-# label -> espeak-ng voice
+# label -> espeak-ng voice: the first users' pair (K'iche' stands in for Yucatec Maya), which
+# the demo and the benches synthesize
 LANGUAGES = {"spanish": "es-419", "maya": "quc"}
+# every language this module can speak: the pair and a third language of Mexico, for the tests
+# that check a model of more than two languages works end to end
+VOICES = {**LANGUAGES, "nahuatl": "nci"}
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m7", "f1", "f2", "f3", "f4", "f5"]
 
 _SYLLABLES = {
@@ -41,6 +46,11 @@ _SYLLABLES = {
         onsets="k q t x j l m n r s w y b' ch tz k' q' t'", vowels="a e i o u aa ii a i",
         codas="- - - j q k' l m n x b' k", words="ri are chi xa man pa rech kumal ruk' wa",
     ),
+    # Classical Nahuatl-like syllables in its colonial spelling, which espeak-ng's nci voice reads.
+    "nahuatl": dict(
+        onsets="t tl tz ch c qu cu hu m n p x y z", vowels="a e i o a i o",
+        codas="- - - n l tl c z", words="in ihuan amo ca nican tlen ye huel mochi",
+    ),
 }
 _INNER_ONLY = {"k'", "q'", "t'"}
 
@@ -51,14 +61,14 @@ class SynthesisError(LangsortError):
 
 @dataclass(frozen=True)
 class Voice:
-    language: str  # a key of LANGUAGES
+    language: str  # a key of VOICES
     variant: str = "m3"
     speed: int = 160  # words per minute
     pitch: int = 50  # 0..99
 
     @property
     def espeak_name(self) -> str:
-        return f"{LANGUAGES[self.language]}+{self.variant}"
+        return f"{VOICES[self.language]}+{self.variant}"
 
 
 def require_espeak() -> str:
@@ -177,7 +187,7 @@ FORMAT_MIX = [
 
 def labelled_corpus(
     root: str, files_per_language: int, seconds: tuple[float, float] = (20, 40), seed: int = 0,
-    languages: dict[str, str] = LANGUAGES, variants: list[str] = VARIANTS,
+    languages: tuple[str, ...] = tuple(LANGUAGES), variants: list[str] = VARIANTS,
     texts: dict[str, list[str]] | None = None, formats: list[FileSpec] = FORMAT_MIX,
 ) -> list[str]:
     """root/<language>/<nn>.<ext>: each recording one random voice, format cycling through
