@@ -2,7 +2,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import write_tiny_model
+from conftest import SMALL_LABELS, write_tiny_model
 
 from langsort.export import ExportError, average, export
 from langsort.model import ModelFileError, read_model_info
@@ -17,13 +17,13 @@ def exported(trained_small, tmp_path_factory):
 def test_export_matches_the_trained_model_and_carries_its_metadata(exported, trained_small):
     assert exported.max_difference <= 1e-4
     info = read_model_info(exported.path)
-    assert info.labels == ["maya", "spanish"] and info.grid_shape == (128, 224)
+    assert info.labels == SMALL_LABELS and info.grid_shape == (128, 224)
     assert info.meta.spectrogram.sample_rate == 16000 and info.meta.backbone == "mobilenet_v2"
     assert "clip_accuracy" in info.meta.metrics and info.sha256 == exported.sha256
     props = {p.key for p in onnx.load(exported.path).metadata_props}
     assert {"langsort", "model_card"} <= props
     assert info.meta.column_centres is None  # columns trained on spliced clips answer for equal shares
-    assert ort.InferenceSession(exported.path).get_outputs()[1].shape[2] == 2  # [batch, columns, labels]
+    assert ort.InferenceSession(exported.path).get_outputs()[1].shape[2] == 3  # [batch, columns, labels]
 
 
 def test_exported_model_takes_any_batch_size(exported):
@@ -31,20 +31,21 @@ def test_exported_model_takes_any_batch_size(exported):
     for batch in (1, 5):
         grids = np.random.default_rng(batch).uniform(0, 255, (batch, 128, 224)).astype(np.float32)
         probs = session.run(None, {"grid": grids})[0]
-        assert probs.shape == (batch, 2)
+        assert probs.shape == (batch, len(SMALL_LABELS))
         np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
 
 def test_int8_copy_is_checked_against_float(exported):
     assert exported.quantized_path.endswith(".int8.onnx")
     assert 0.0 <= exported.quantized_agreement <= 1.0
-    assert read_model_info(exported.quantized_path).labels == ["maya", "spanish"]
+    assert read_model_info(exported.quantized_path).labels == SMALL_LABELS
 
 
 def test_parity_failure_refuses_the_export(trained_small, tmp_path, monkeypatch):
     import langsort.export as stage
 
-    monkeypatch.setattr(stage, "_onnx_outputs", lambda serialized, grids: [np.zeros((len(grids), 2), np.float32)])
+    wrong = lambda serialized, grids: [np.zeros((len(grids), len(SMALL_LABELS)), np.float32)]  # noqa: E731
+    monkeypatch.setattr(stage, "_onnx_outputs", wrong)
     with pytest.raises(ExportError, match="differs"):
         export(trained_small.model_dir, str(tmp_path / "bad.onnx"))
     assert not (tmp_path / "bad.onnx").exists()
@@ -70,10 +71,10 @@ def test_registry_registers_lists_and_resolves_by_name(exported, tmp_path, monke
     from langsort import registry
 
     monkeypatch.setenv("LANGSORT_MODELS", str(tmp_path / "models"))
-    path = registry.register(exported.path, "es-maya")
-    assert (tmp_path / "models" / "es-maya" / "MODEL_CARD.md").read_text().startswith("# langsort model")
-    assert [(name, info.labels) for name, info in registry.list_models()] == [("es-maya", ["maya", "spanish"])]
-    assert registry.resolve("es-maya") == path
+    path = registry.register(exported.path, "es-maya-nah")
+    assert (tmp_path / "models" / "es-maya-nah" / "MODEL_CARD.md").read_text().startswith("# langsort model")
+    assert [(name, info.labels) for name, info in registry.list_models()] == [("es-maya-nah", SMALL_LABELS)]
+    assert registry.resolve("es-maya-nah") == path
     assert registry.resolve("unknown-name") == "unknown-name"
 
 

@@ -6,6 +6,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from conftest import SMALL_LABELS
+
 from langsort import manifest, synth
 from langsort.export import export
 from langsort.label import Arrivals, label
@@ -41,7 +43,7 @@ def test_predictor_labels_clip_rows_and_passes_markers_through(onnx_model):
     grid = np.random.default_rng(0).integers(0, 255, info.grid_shape, dtype=np.uint8).tobytes()
     batch = pd.DataFrame(dict(kind=["clip", "span", "clip"], path=["x", "x", "y"], grid=[grid, None, grid]))
     out = predictor(batch)
-    probs = out[["p_maya", "p_spanish"]].to_numpy()
+    probs = out[[manifest.prob_column(label) for label in SMALL_LABELS]].to_numpy()
     assert np.isnan(probs[1]).all()
     np.testing.assert_allclose(probs[[0, 2]].sum(axis=1), 1.0, atol=1e-5)
     assert "grid" not in out
@@ -90,7 +92,8 @@ def test_label_writes_the_spec_manifests_with_a_row_per_file(ray_local, onnx_mod
     assert (by_path.n_clips[speech] > 0).all() and by_path.status[speech].isin(["ok", "unknown"]).all()
     ok = files[files.status == "ok"]
     assert ok.language.isin(info.labels).all() and ok.confidence.between(0.6, 1.0).all()
-    np.testing.assert_allclose(files.loc[files.n_clips > 0, ["p_maya", "p_spanish"]].sum(axis=1), 1.0, atol=1e-6)
+    probabilities = files.loc[files.n_clips > 0, [manifest.prob_column(label) for label in SMALL_LABELS]]
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
     assert (files.model_sha256 == info.sha256).all() and (clips.model_sha256 == info.sha256).all()
     assert clips.groupby("path").size().to_dict() == by_path.n_clips[by_path.n_clips > 0].to_dict()
     assert ((clips.end_s - clips.start_s).between(3.0, 15.0) | clips.path.eq("short.wav")).all()

@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import SMALL_LABELS
+
 from langsort.errors import LangsortError
 from langsort.train import data as train_data
 from langsort.train.backbones import BACKBONES, WeightsError, build_model, make_backbone
@@ -44,7 +46,7 @@ def test_clips_of_one_recording_never_sit_on_two_sides(prepared_small):
     shape = (128, 224)
     seen = {}
     for side in ("train", "validation", "test"):
-        _, _, rows = train_data.read_clips(str(prepared_small / "clips.parquet"), split, side, ["maya", "spanish"], shape)
+        _, _, rows = train_data.read_clips(str(prepared_small / "clips.parquet"), split, side, SMALL_LABELS, shape)
         seen[side] = set(rows.path)
         if side != "train":
             assert (rows.augment == 0).all()  # perturbed copies only ever train
@@ -224,7 +226,7 @@ def test_two_worker_ray_train_run_writes_a_complete_model_dir(trained_small):
                  "validation_sample.npz", "split.json"):
         assert os.path.getsize(os.path.join(model_dir, name)) > 0, name
     meta = json.load(open(os.path.join(model_dir, "model.json")))
-    assert meta["labels"] == ["maya", "spanish"] and meta["workers"] == 2 and meta["image_size"] == 48
+    assert meta["labels"] == SMALL_LABELS and meta["workers"] == 2 and meta["image_size"] == 48
     assert meta["width"] == 0.5
     metrics = trained_small.metrics
     assert len(metrics["history"]) == 2
@@ -232,7 +234,7 @@ def test_two_worker_ray_train_run_writes_a_complete_model_dir(trained_small):
         test = metrics["test"][level]
         assert 0.0 <= test["accuracy"] <= 1.0 and test["n"] > 0
         assert np.sum(test["confusion"]) == test["n"]
-        assert set(test["per_class"]) == {"maya", "spanish"}
+        assert set(test["per_class"]) == set(SMALL_LABELS)
 
 
 def test_chance_level_predictions_are_recognised():
