@@ -14,7 +14,7 @@ import soundfile
 from langsort import manifest, synth
 from langsort.parts import RUN_FILE
 
-LABELS = ["maya", "spanish"]
+LABELS = ["maya", "nahuatl", "spanish"]  # a model of three languages; no recording here is Nahuatl
 CLIP_S = 4.0
 
 
@@ -42,7 +42,8 @@ def _samples(recording: Recording, rng: np.random.Generator) -> np.ndarray:
 
 def _probabilities(language: str, rng: np.random.Generator, top: float | None = None) -> dict[str, float]:
     top = float(rng.uniform(0.62, 0.97)) if top is None else top
-    return {manifest.prob_column(label): top if label == language else 1.0 - top for label in LABELS}
+    rest = (1.0 - top) / (len(LABELS) - 1)
+    return {manifest.prob_column(label): top if label == language else rest for label in LABELS}
 
 
 def build(root: str, extra_rows: int = 0, seed: int = 3, recordings: list[Recording] = RECORDINGS) -> tuple[str, str]:
@@ -69,7 +70,7 @@ def build(root: str, extra_rows: int = 0, seed: int = 3, recordings: list[Record
             if language != "music":
                 segments.append(dict(path=rec.path, segment_index=sum(s["path"] == rec.path for s in segments),
                                      start_s=start, end_s=start + seconds, language=language, confidence=0.8,
-                                     **{manifest.prob_column(label): 0.8 if label == language else 0.2 for label in LABELS},
+                                     **_probabilities(language, rng, top=0.8),
                                      model_sha256="fixture"))
             start += seconds
         for clip in clip_rows:
@@ -88,7 +89,7 @@ def build(root: str, extra_rows: int = 0, seed: int = 3, recordings: list[Record
                               error="no speech found: the loud parts are music or other sounds, not speech",
                               languages=[], mixed=False))
     for i in range(extra_rows):
-        language, confidence = LABELS[i % 2], 0.6 + 0.4 * (i % 97) / 97
+        language, confidence = LABELS[i % len(LABELS)], 0.6 + 0.4 * (i % 97) / 97
         files.append(dict(path=f"bulk/tape-{i:05d}.wav", status="ok", language=language, confidence=confidence,
                           duration_s=60.0 + i % 600, n_clips=10, **_probabilities(language, rng, confidence),
                           model_sha256="fixture",
