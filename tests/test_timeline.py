@@ -32,6 +32,23 @@ def test_sustained_evidence_switches_language_near_the_true_boundary():
     assert all(a.end_s <= b.start_s for a, b in zip(found, found[1:]))
 
 
+def test_three_languages_each_need_sustained_evidence_and_share_the_speech():
+    """A trilingual recording (0, then 2, then 1) with one confident window of language 1 inside
+    language 0's stretch: three segments, near the true changes, and the stray window ignored."""
+    def stretch(start, end, language, p=0.8):
+        return [(a, b, np.roll([p, (1 - p) / 2, (1 - p) / 2], language)) for a, b, _ in steady(start, end, 0.0)]
+
+    spec = stretch(0, 20, 0) + stretch(20, 36, 2) + stretch(36, 50, 1)
+    spec[4] = (8.0, 10.0, np.array([0.01, 0.98, 0.01]))
+    starts, ends = np.array([s for s, _, _ in spec]), np.array([e for _, e, _ in spec])
+    found = segments(starts, ends, np.stack([p for _, _, p in spec]))
+    assert [s.language for s in found] == [0, 2, 1]
+    assert abs(found[0].end_s - 20) <= 2 and abs(found[1].end_s - 36) <= 2
+    shares = language_shares(found, 3)
+    np.testing.assert_allclose(shares, np.array([20, 14, 16]) / 50, atol=2 / 50)
+    assert languages_present(shares, ["maya", "nahuatl", "spanish"], 0.1) == ["maya", "spanish", "nahuatl"]
+
+
 def test_a_boundary_snaps_to_a_pause():
     # the evidence turns a window early; the pause between clips sits at 21.5 s
     spec = steady(0, 18, 0.9) + [(18.0, 20.0, 0.6), (20.0, 21.5, 0.3)] + steady(22.5, 40.5, 0.1)
