@@ -176,7 +176,12 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
             break
         if not os.path.isfile(os.path.join(pseudo_dir, PREPARED_META)):
             prepare(None, pseudo_dir, config, progress=progress, extra=pseudo_recordings(chosen, plan.unlabelled))
-        student = trained(model_at(round_index), (pseudo_dir,))
+        try:
+            student = trained(model_at(round_index), (pseudo_dir,))
+        except loop.DidNotLearnError as failed:  # a draw of training from scratch on little data: the teacher stands
+            echo(f"self-training round {round_index}: the student did not learn ({failed.why}; "
+                 f"{model_at(round_index)}/metrics.json); keeping the model of round {round_index - 1}")
+            break
         seconds = (chosen.end_s - chosen.start_s).groupby(chosen.language).sum().sort_index()
         rounds.append(dict(
             round=round_index, archive_files=len(files), pseudo_labelled=chosen.path.nunique(),

@@ -118,3 +118,44 @@ def test_pseudo_labels_outside_the_model_languages_are_refused(tmp_path):
         tmp_path / "p" / "files.parquet")
     with pytest.raises(LangsortError, match="english"):
         train_only_split([str(tmp_path / "p")], ["maya", "spanish"])
+
+
+def test_a_student_that_does_not_learn_leaves_the_teacher_as_the_model(ray_local, prepared_small, trained_small,
+                                                                       speech_cache, tmp_path, monkeypatch):
+    """Training from scratch on little data can draw a student that learns nothing where its
+    teacher did (seen with three languages): the run keeps the teacher and says why, instead
+    of ending with an error and no model after the teacher's work. The student's failure is
+    simulated here; test_train checks that a real one raises DidNotLearnError."""
+    import shutil
+
+    from langsort import synth
+    from langsort.selftrain import WORK_DIR, SelfTraining, fit_with_unlabelled
+    from langsort.train import loop
+
+    archive = tmp_path / "archive"
+    for i, language in enumerate(["maya", "spanish"]):
+        synth.write(str(archive / f"tape-{i}.wav"), speech_cache(language, 8.0, seed=50 + i))
+    model = tmp_path / "model"
+    teacher = model / WORK_DIR / "round-0" / "model"
+    shutil.copytree(trained_small.model_dir, teacher)  # round 0 done, as a resumed run finds it
+    why = "balanced accuracy on validation clips is 0.38, chance is 0.33"
+    students = []
+
+    def student_does_not_learn(prepared_dir, model_dir, options, progress=True, train_only=()):
+        students.append((model_dir, train_only))
+        raise loop.DidNotLearnError("the model did not learn", why)
+
+    monkeypatch.setattr(loop, "fit", student_does_not_learn)
+    options = loop.TrainOptions(weights="none", epochs=2, image_size=48, workers=1, batch_size=8)
+    lines = []
+    metrics = fit_with_unlabelled(str(prepared_small), str(model), options,
+                                  SelfTraining(str(archive), rounds=2, min_confidence=0.0, teachers=1),
+                                  progress=False, echo=lines.append)
+
+    pseudo = str(model / WORK_DIR / "round-1" / "pseudo")
+    assert students == [(str(model / WORK_DIR / "round-1" / "model"), (pseudo,))]  # no second round on the same teacher
+    assert lines == [f"self-training round 1: the student did not learn ({why}; {students[0][0]}/metrics.json); "
+                     "keeping the model of round 0"]
+    assert metrics["self_training"] == []
+    for name in (loop.MODEL_JSON, loop.WEIGHTS):
+        assert (model / name).read_bytes() == (teacher / name).read_bytes()

@@ -64,7 +64,11 @@ class TrainOptions:
 
 class DidNotLearnError(LangsortError):
     """Training ended with a model that does not separate the languages; no model.json is
-    written, so nothing exports, registers or labels with it."""
+    written, so nothing exports, registers or labels with it. `why` says how, in words."""
+
+    def __init__(self, message: str, why: str = ""):
+        super().__init__(message)
+        self.why = why
 
 
 @dataclass
@@ -384,7 +388,7 @@ def finish_model_dir(model_dir: str, model_meta: ModelMeta, split: dict[str, str
     if why:
         raise DidNotLearnError(
             f"the model did not learn to separate the languages ({why}); try more recordings per language, "
-            f"perturbed copies (prepare --augment 2) or more --epochs (details in {model_dir}/metrics.json)")
+            f"perturbed copies (prepare --augment 2) or more --epochs (details in {model_dir}/metrics.json)", why)
     with open(os.path.join(model_dir, MODEL_JSON), "w") as f:
         json.dump(model_meta.to_dict(), f, indent=2)
     return metrics
