@@ -10,7 +10,9 @@ the next round's teacher. Pseudo-labelled recordings join the training side only
 labelled recordings. The first round's teacher is the average of a few models trained on the
 labelled corpus from successive seeds: which unseen voices one model gets right is its seed's
 draw, and its mistakes would become the student's (bench/timeline.py). For the same reason the
-final model is the mean of the last two rounds' students (`train.backbones.averaged`). What
+final model is the mean of the last two rounds' students (`train.backbones.averaged`). A model
+that does not learn is a draw too: a teacher that does not is left out of the average, and a
+student that does not ends the rounds with its teacher as the model. What
 each round buys is in metrics.json (`self_training`), bench/timeline.py and bench/accuracy.py
 --scenario little.
 
@@ -34,7 +36,7 @@ from dataclasses import dataclass
 
 from langsort import storage
 from langsort.corpus import InputFile
-from langsort.model import MODEL_FILE
+from langsort.model import MODEL_FILE, read_model_info
 
 PSEUDO_PREFIX = "_pseudo"  # pseudo-labelled paths: _pseudo/<language>/<path in the archive>
 ROUNDS = 2
@@ -150,15 +152,22 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
         return onnx
 
     def first_teacher() -> str:
-        """The first round's: model_at(0) and plan.teachers - 1 more from the next seeds, averaged."""
+        """The first round's: model_at(0) and plan.teachers - 1 more from the next seeds,
+        averaged; one that does not learn (its seed's draw) is left out of the average."""
         if plan.teachers == 1:
             return exported(model_at(0))
         averaged = os.path.join(work, "round-0", AVERAGED_TEACHERS)
         if not os.path.isfile(averaged):
-            others = [os.path.join(work, "round-0", f"model-{k}") for k in range(1, plan.teachers)]
-            for k, folder in enumerate(others, 1):
-                trained(folder, seed=options.seed + k)
-            export.average([exported(folder) for folder in [model_at(0), *others]], averaged)
+            learned = [model_at(0)]
+            for k in range(1, plan.teachers):
+                folder = os.path.join(work, "round-0", f"model-{k}")
+                try:
+                    trained(folder, seed=options.seed + k)
+                    learned.append(folder)
+                except loop.DidNotLearnError as failed:
+                    echo(f"self-training: teacher {k + 1} of {plan.teachers} (seed {options.seed + k}) did not learn "
+                         f"({failed.why}); left out of the average")
+            export.average([exported(folder) for folder in learned], averaged)
         return averaged
 
     metrics, final, rounds = trained(model_at(0)), model_at(0), []
@@ -186,10 +195,10 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
         rounds.append(dict(
             round=round_index, archive_files=len(files), pseudo_labelled=chosen.path.nunique(),
             seconds_by_language={language: round(float(s), 1) for language, s in seconds.items()},
-            teachers=plan.teachers if round_index == 1 else 1,
+            teachers=len(read_model_info(onnx).meta.details.get("averages", [onnx])),
             teacher_validation=metrics["validation"]["clip"]["accuracy"],
             student_validation=student["validation"]["clip"]["accuracy"]))
-        teacher_name = f"{plan.teachers} teachers averaged" if rounds[-1]["teachers"] > 1 else "the teacher"
+        teacher_name = f"{rounds[-1]['teachers']} teachers averaged" if rounds[-1]["teachers"] > 1 else "the teacher"
         minutes = ", ".join(f"{language} {s / 60:.1f} min" for language, s in seconds.items())
         echo(f"self-training round {round_index}: {rounds[-1]['pseudo_labelled']} of {len(files)} archive files "
              f"pseudo-labelled ({minutes}) by {teacher_name}; validation clip accuracy "

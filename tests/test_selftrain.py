@@ -120,12 +120,14 @@ def test_pseudo_labels_outside_the_model_languages_are_refused(tmp_path):
         train_only_split([str(tmp_path / "p")], ["maya", "spanish"])
 
 
-def test_a_student_that_does_not_learn_leaves_the_teacher_as_the_model(ray_local, prepared_small, trained_small,
-                                                                       speech_cache, tmp_path, monkeypatch):
-    """Training from scratch on little data can draw a student that learns nothing where its
-    teacher did (seen with three languages): the run keeps the teacher and says why, instead
-    of ending with an error and no model after the teacher's work. The student's failure is
-    simulated here; test_train checks that a real one raises DidNotLearnError."""
+def test_a_teacher_or_student_that_does_not_learn_is_left_out_and_the_run_keeps_a_model(
+        ray_local, prepared_small, trained_small, speech_cache, tmp_path, monkeypatch):
+    """Training from scratch on little data can draw a model that learns nothing where the one
+    before it did (seen with three languages): a first-round teacher that does not learn is
+    left out of the average, and a student that does not learn ends self-training with its
+    teacher as the model, each said in a line, instead of the run ending with an error and no
+    model. The failures are simulated here; test_train checks that a real one raises
+    DidNotLearnError."""
     import shutil
 
     from langsort import synth
@@ -135,27 +137,33 @@ def test_a_student_that_does_not_learn_leaves_the_teacher_as_the_model(ray_local
     archive = tmp_path / "archive"
     for i, language in enumerate(["maya", "spanish"]):
         synth.write(str(archive / f"tape-{i}.wav"), speech_cache(language, 8.0, seed=50 + i))
-    model = tmp_path / "model"
-    teacher = model / WORK_DIR / "round-0" / "model"
-    shutil.copytree(trained_small.model_dir, teacher)  # round 0 done, as a resumed run finds it
+    model, work = tmp_path / "model", tmp_path / "model" / WORK_DIR
+    teacher = work / "round-0" / "model"
+    shutil.copytree(trained_small.model_dir, teacher)  # the first teacher learned, as a resumed run finds it
     why = "balanced accuracy on validation clips is 0.38, chance is 0.33"
-    students = []
+    fits = []
 
-    def student_does_not_learn(prepared_dir, model_dir, options, progress=True, train_only=()):
-        students.append((model_dir, train_only))
+    def does_not_learn(prepared_dir, model_dir, options, progress=True, train_only=()):
+        fits.append((model_dir, options.seed, train_only))
         raise loop.DidNotLearnError("the model did not learn", why)
 
-    monkeypatch.setattr(loop, "fit", student_does_not_learn)
+    monkeypatch.setattr(loop, "fit", does_not_learn)
     options = loop.TrainOptions(weights="none", epochs=2, image_size=48, workers=1, batch_size=8)
     lines = []
     metrics = fit_with_unlabelled(str(prepared_small), str(model), options,
-                                  SelfTraining(str(archive), rounds=2, min_confidence=0.0, teachers=1),
+                                  SelfTraining(str(archive), rounds=2, min_confidence=0.0, teachers=2),
                                   progress=False, echo=lines.append)
 
-    pseudo = str(model / WORK_DIR / "round-1" / "pseudo")
-    assert students == [(str(model / WORK_DIR / "round-1" / "model"), (pseudo,))]  # no second round on the same teacher
-    assert lines == [f"self-training round 1: the student did not learn ({why}; {students[0][0]}/metrics.json); "
+    student = str(work / "round-1" / "model")
+    assert fits == [(str(work / "round-0" / "model-1"), 1, ()),  # the second teacher
+                    (student, 0, (str(work / "round-1" / "pseudo"),))]  # no second round on the same teacher
+    assert lines == [f"self-training: teacher 2 of 2 (seed 1) did not learn ({why}); left out of the average",
+                     f"self-training round 1: the student did not learn ({why}; {student}/metrics.json); "
                      "keeping the model of round 0"]
+    first = read_model_info(str(teacher / "model.onnx"))
+    assert read_model_info(str(work / "round-0" / AVERAGED_TEACHERS)).meta.details["averages"] == [first.sha256]
+    assert set(pd.read_parquet(work / "round-1" / "labels" / "files.parquet").model_sha256) == {
+        read_model_info(str(work / "round-0" / AVERAGED_TEACHERS)).sha256}
     assert metrics["self_training"] == []
     for name in (loop.MODEL_JSON, loop.WEIGHTS):
         assert (model / name).read_bytes() == (teacher / name).read_bytes()
