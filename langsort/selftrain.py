@@ -195,7 +195,7 @@ def fit_with_unlabelled(prepared_dir: str, model_dir: str, options, plan: SelfTr
         rounds.append(dict(
             round=round_index, archive_files=len(files), pseudo_labelled=chosen.path.nunique(),
             seconds_by_language={language: round(float(s), 1) for language, s in seconds.items()},
-            teachers=len(read_model_info(onnx).meta.details.get("averages", [onnx])),
+            teachers=len(read_model_info(onnx).meta.details.get("averages", ())) or 1,  # an average, or one model
             teacher_validation=metrics["validation"]["clip"]["accuracy"],
             student_validation=student["validation"]["clip"]["accuracy"]))
         teacher_name = f"{rounds[-1]['teachers']} teachers averaged" if rounds[-1]["teachers"] > 1 else "the teacher"
