@@ -14,6 +14,8 @@ from langsort.label import Arrivals, label
 from langsort.model import read_model_info
 from langsort.predict import OnnxPredictor
 
+PROBABILITIES = [manifest.prob_column(label) for label in SMALL_LABELS]
+
 
 @pytest.fixture(scope="module")
 def onnx_model(trained_small, tmp_path_factory):
@@ -43,7 +45,7 @@ def test_predictor_labels_clip_rows_and_passes_markers_through(onnx_model):
     grid = np.random.default_rng(0).integers(0, 255, info.grid_shape, dtype=np.uint8).tobytes()
     batch = pd.DataFrame(dict(kind=["clip", "span", "clip"], path=["x", "x", "y"], grid=[grid, None, grid]))
     out = predictor(batch)
-    probs = out[[manifest.prob_column(label) for label in SMALL_LABELS]].to_numpy()
+    probs = out[PROBABILITIES].to_numpy()
     assert np.isnan(probs[1]).all()
     np.testing.assert_allclose(probs[[0, 2]].sum(axis=1), 1.0, atol=1e-5)
     assert "grid" not in out
@@ -92,8 +94,7 @@ def test_label_writes_the_spec_manifests_with_a_row_per_file(ray_local, onnx_mod
     assert (by_path.n_clips[speech] > 0).all() and by_path.status[speech].isin(["ok", "unknown"]).all()
     ok = files[files.status == "ok"]
     assert ok.language.isin(info.labels).all() and ok.confidence.between(0.6, 1.0).all()
-    probabilities = files.loc[files.n_clips > 0, [manifest.prob_column(label) for label in SMALL_LABELS]]
-    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(files.loc[files.n_clips > 0, PROBABILITIES].sum(axis=1), 1.0, atol=1e-6)
     assert (files.model_sha256 == info.sha256).all() and (clips.model_sha256 == info.sha256).all()
     assert clips.groupby("path").size().to_dict() == by_path.n_clips[by_path.n_clips > 0].to_dict()
     assert ((clips.end_s - clips.start_s).between(3.0, 15.0) | clips.path.eq("short.wav")).all()

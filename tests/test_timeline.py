@@ -4,12 +4,13 @@ from langsort.timeline import (TimelineParams, language_shares, languages_presen
                                windows_of_clip)
 
 
-def windows(spec: list[tuple[float, float, float]]):
-    """[(start, end, p of label 0)] -> starts, ends, probs for two labels."""
+def windows(spec: list[tuple[float, float, float | np.ndarray]]):
+    """[(start, end, p)] -> starts, ends, probs: p is label 0's probability of two labels, or
+    every label's."""
     starts = np.array([s for s, _, _ in spec])
     ends = np.array([e for _, e, _ in spec])
-    p0 = np.array([p for _, _, p in spec])
-    return starts, ends, np.stack([p0, 1 - p0], axis=1)
+    probs = np.array([[p, 1 - p] if np.isscalar(p) else p for _, _, p in spec], np.float64)
+    return starts, ends, probs
 
 
 def steady(start: float, end: float, p0: float, step: float = 2.0):
@@ -40,8 +41,7 @@ def test_three_languages_each_need_sustained_evidence_and_share_the_speech():
 
     spec = stretch(0, 20, 0) + stretch(20, 36, 2) + stretch(36, 50, 1)
     spec[4] = (8.0, 10.0, np.array([0.01, 0.98, 0.01]))
-    starts, ends = np.array([s for s, _, _ in spec]), np.array([e for _, e, _ in spec])
-    found = segments(starts, ends, np.stack([p for _, _, p in spec]))
+    found = segments(*windows(spec))
     assert [s.language for s in found] == [0, 2, 1]
     assert abs(found[0].end_s - 20) <= 2 and abs(found[1].end_s - 36) <= 2
     shares = language_shares(found, 3)
