@@ -56,6 +56,17 @@ def test_predictor_labels_clip_rows_and_passes_markers_through(onnx_model):
     assert np.argmax(np.log(columns).mean(axis=0)) == np.argmax(probs[0])
 
 
+def test_predictor_gives_the_same_outputs_a_few_grids_at_a_time(onnx_model):
+    predictor = OnnxPredictor(read_model_info(onnx_model))
+    grids = np.random.default_rng(1).integers(0, 255, (5, *predictor.grid_shape)).astype(np.float32)
+    whole = predictor.session.run(None, {predictor.input_name: grids})
+    predictor.rows_per_run = 2  # 5 grids: three calls, the last with one
+    clips, columns = predictor.predict_columns(grids)
+    np.testing.assert_allclose(clips, whole[0], atol=1e-6)
+    np.testing.assert_allclose(columns, whole[1], atol=1e-6)
+    assert predictor.predict_columns(grids[:0])[0].shape == (0, len(SMALL_LABELS))
+
+
 def test_a_file_is_complete_only_when_all_its_spans_and_clips_have_arrived():
     arrivals = Arrivals({"long.flac": 2, "short.wav": 1})
     clip = lambda path, start: dict(path=path, kind="clip", start_s=start, end_s=start + 5.0)  # noqa: E731
