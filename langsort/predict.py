@@ -13,8 +13,8 @@ from langsort import manifest, storage
 from langsort.model import ModelFileError, ModelInfo
 
 # Pixels of the model's square input that one ONNX Runtime call takes at most. A CNN's first
-# layers hold a few MB of activations per image: a batch of 32 at 224 px spills them out of
-# the core's cache and costs twice the time per grid of 2 at a time (bench/ort_batch.py).
+# layers hold megabytes of activations per image: a batch of 32 at 224 px spills them out of
+# the core's cache, and each grid costs more than two at a time do (bench/ort_batch.py).
 PIXELS_PER_RUN = 2 * 224 * 224
 
 
