@@ -64,6 +64,7 @@ class OnnxPredictor:
         """(clip probabilities [batch, labels], per-column [batch, columns, labels] or None),
         run `rows_per_run` grids at a time."""
         grids = grids.astype(np.float32, copy=False)
+        # an empty batch still makes one call, so the outputs keep their shapes
         runs = [self.session.run(None, {self.input_name: grids[i : i + self.rows_per_run]})
                 for i in range(0, max(1, len(grids)), self.rows_per_run)]
         outputs = [np.concatenate(output) for output in zip(*runs)]
