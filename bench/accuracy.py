@@ -26,7 +26,7 @@ import os
 import shutil
 
 import numpy as np
-from common import Stopwatch, out_dir, split_texts
+from common import Stopwatch, machine, out_dir, split_texts
 
 from langsort import synth
 from langsort.prepare import PrepareConfig, prepare
@@ -188,7 +188,7 @@ def little(per_language: int, archive_per_language: int, keep_corpus: bool, over
     by_language = right.groupby(pd.Series(truth)).mean()
     print("accuracy[little]: by language " + ", ".join(f"{k} {v:.2f}" for k, v in by_language.items())
           + (f"; settings changed from the defaults: {overrides}" if overrides else ""))
-    print(f"accuracy[little]: whole run {whole.seconds / 60:.1f} min on {os.cpu_count()} cores (target: 0.97, "
+    print(f"accuracy[little]: whole run {whole.seconds / 60:.1f} min on {machine()} (target: 0.97, "
           f"at most 1 confidently wrong, 30 min)")
 
 
@@ -247,7 +247,7 @@ def main() -> None:
     print("accuracy " + figures("grouped test split", result.metrics["test"]))
     print("accuracy " + figures(f"unseen voices ({','.join(UNSEEN_VOICES)})", unseen_metrics))
     print(f"accuracy wall: prepare {preparing.seconds / 60:.1f} min, train {training.seconds / 60:.1f} min "
-          f"on {os.cpu_count()} cores")
+          f"on {machine()}")
 
 
 if __name__ == "__main__":

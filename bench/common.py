@@ -4,6 +4,7 @@ peak memory, and one-line results."""
 from __future__ import annotations
 
 import os
+import platform
 import re
 import resource
 import sys
@@ -39,6 +40,23 @@ def split_texts(training_share: float = 0.75) -> tuple[dict[str, list[str]], dic
     cut = {language: int(len(lines) * training_share) for language, lines in texts.items()}
     return ({language: lines[: cut[language]] for language, lines in texts.items()},
             {language: lines[cut[language]:] for language, lines in texts.items()})
+
+
+def machine() -> str:
+    """"2 cores of <CPU model> (AVX-512)": what a timing was measured on. The seed method's
+    TensorFlow and langsort's ONNX Runtime gain differently from a CPU's vector width, so a
+    ratio between them holds only for the CPU that gave it."""
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            first_cpu = [line.partition(":") for line in f.read().split("\n\n")[0].splitlines()]
+        fields = {key.strip(): value.strip() for key, _, value in first_cpu}
+        model = " ".join(fields.get("model name", model).split())
+        flags = set(fields.get("flags", "").split())
+    except OSError:
+        pass  # not Linux: the model name platform gives
+    vectors = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else None
+    return f"{os.cpu_count()} cores of {model}" + (f" ({vectors})" if vectors else "")
 
 
 def peak_rss_mb() -> float:

@@ -14,7 +14,7 @@ import os
 import shutil
 
 from accuracy import make_corpora
-from common import Stopwatch, out_dir
+from common import Stopwatch, machine, out_dir
 
 from langsort import compare
 from langsort.prepare import PrepareConfig, prepare
@@ -46,7 +46,7 @@ def main() -> None:
           f"corpus {args.per_language}/language, weights none")
     for line in compare.render_text(result.rows, result.best).splitlines():
         print(f"compare {line}")
-    print(f"compare wall: {clock.seconds / 60:.1f} min on {os.cpu_count()} cores")
+    print(f"compare wall: {clock.seconds / 60:.1f} min on {machine()}")
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import time
 import numpy as np
 import pandas as pd
 import psutil
-from common import HERE, Stopwatch, out_dir, shared_texts
+from common import HERE, Stopwatch, machine, out_dir, shared_texts
 from prepare_throughput import MIXES
 from seed_method import seed_method
 
@@ -140,7 +140,7 @@ def short_files(base: str, model: str, files: int, seconds: float, seed_clips: i
     listed = lambda times: ", ".join(f"{t:.1f}" for t in times)  # noqa: E731
     print(f"label_throughput[short]: langsort {speed:.0f}x real time as a whole process ({files} files of "
           f"{seconds:g} s, {len(clips)} clips: {wall:.1f} s wall from `langsort label` to its exit, fastest of "
-          f"{listed(walls)} s, on {os.cpu_count()} cores)")
+          f"{listed(walls)} s, on {machine()})")
     print(f"label_throughput[short]: seed notebook {seed_speed:.1f}x real time as a whole process "
           f"({min(seed_clips, len(clips))} of the same clips, {seed_wall:.1f} s wall, fastest of "
           f"{listed(r[0] for r in seed_runs)} s, of which {seed_work:.1f} s labelling: {seed_audio / seed_work:.1f}x "
@@ -184,7 +184,7 @@ def main() -> None:
     seed_audio, seed_seconds = seed_method(archive, clips, seed_clips)
     seed_speed = seed_audio / seed_seconds
     print(f"label_throughput[{args.mix}]: langsort {langsort_speed:.0f}x real time ({audio_s / 3600:.2f} h, {summary.files} files, "
-          f"{len(clips)} clips, {run.seconds:.1f} s on {os.cpu_count()} cores, MobileNetV2 {args.image_size}"
+          f"{len(clips)} clips, {run.seconds:.1f} s on {machine()}, MobileNetV2 {args.image_size}"
           f"{f' x {args.members} averaged' if args.members > 1 else ''}, ONNX Runtime fp32)")
     print(f"label_throughput[{args.mix}]: seed notebook {seed_speed:.1f}x real time ({seed_clips} of the same clips); "
           f"langsort / seed = {langsort_speed / seed_speed:.1f}x")

@@ -15,7 +15,7 @@ import os
 import time
 
 import numpy as np
-from common import out_dir
+from common import machine, out_dir
 from label_throughput import untrained_model
 
 from langsort.model import read_model_info
@@ -50,7 +50,8 @@ def main() -> None:
         times = {rows: seconds_per_grid(predictor, grids, rows, args.repeat) for rows in ROWS if rows <= args.grids}
         listed = ", ".join(f"{rows}: {t * 1000:.2f}" for rows, t in times.items())
         print(f"ort_batch: MobileNetV2 {size} px{f' x {args.members} averaged' if args.members > 1 else ''}, "
-              f"ms per grid by grids per call: {listed}; langsort runs {predictor.rows_per_run} a call")
+              f"ms per grid by grids per call: {listed}; langsort runs {predictor.rows_per_run} a call; "
+              f"one thread of {machine()}")
 
 
 if __name__ == "__main__":

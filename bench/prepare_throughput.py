@@ -14,7 +14,7 @@ import os
 import shutil
 
 import numpy as np
-from common import Stopwatch, out_dir, shared_texts
+from common import Stopwatch, machine, out_dir, shared_texts
 
 from langsort import synth
 from langsort.prepare import prepare
@@ -62,7 +62,7 @@ def main() -> None:
     print(
         f"prepare_throughput[{args.mix}]: {audio_s / run.seconds:.0f}x real time "
         f"({audio_s / 3600:.2f} h of audio, {summary.files} files, {summary.clips} clips, "
-        f"{run.seconds:.1f} s wall on {os.cpu_count()} cores; ray start {ray_start.seconds:.1f} s not included)"
+        f"{run.seconds:.1f} s wall on {machine()}; ray start {ray_start.seconds:.1f} s not included)"
     )
 
 
